@@ -1,0 +1,3 @@
+"""The edge runtime: config, pipeline, store, evidence, CLI."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,4 @@
+"""Sync: the event envelope and its schema (hub, outbox publisher and downlink follow).
+
+``sync`` never imports ``edge``.
+"""
