@@ -3,6 +3,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sync.envelope import (
     GENESIS_HASH,
@@ -86,3 +88,24 @@ def test_schema_rejects_what_verify_rejects():
     env["seq"] = 0
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(env, SCHEMA)
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(payload=st.dictionaries(st.text(max_size=8), json_values, max_size=6))
+def test_hash_survives_a_round_trip_through_stored_json(payload):
+    """The store keeps the payload as canonical JSON text; reading it back must rehash identically."""
+    env = _event(payload=payload)
+    stored = canonical_json(env["payload"]).decode("utf-8")
+    again = dict(env, payload=json.loads(stored))
+    verify_envelope(again)

@@ -1,0 +1,281 @@
+"""``checkpoint``: the one command-line entry point.
+
+Anticipated errors are one line on stderr and a non-zero exit (2 for bad input
+such as an invalid config); machine output is JSON lines.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edge import __version__
+from edge.errors import EdgeError
+
+log = logging.getLogger("checkpoint")
+
+
+def _setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def _echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, sort_keys=True, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="checkpoint")
+def cli() -> None:
+    """Checkpoint Edge: the edge runtime of a border crossing point.
+
+    \b
+    Examples:
+      checkpoint demo --duration 30
+      checkpoint run --config /etc/checkpoint/edge.yaml
+      checkpoint config check deploy/edge.example.yaml
+      checkpoint verify --db data/edge.db
+    """
+
+
+# ---------------------------------------------------------------- config
+
+
+@cli.group()
+def config() -> None:
+    """Inspect and validate configuration files."""
+
+
+@config.command("check")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the validated config as JSON (secrets masked).")
+def config_check(file: Path, as_json: bool) -> None:
+    """Validate FILE; exit 2 with FILE:LINE: KEY: problem when it is invalid.
+
+    \b
+    Example:
+      checkpoint config check deploy/edge.example.yaml
+    """
+    from edge.config import load_config
+
+    cfg = load_config(file)
+    if as_json:
+        _echo_json(cfg.model_dump(mode="json"))
+    else:
+        cams = sum(len(lane.cameras) for lane in cfg.lanes)
+        click.echo(f"{file}: OK (site {cfg.site.id}, edge {cfg.edge.id}, {len(cfg.lanes)} lane(s), {cams} camera(s))")
+
+
+# ---------------------------------------------------------------- run / demo
+
+
+@cli.command()
+@click.option(
+    "--config",
+    "config_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Edge configuration YAML.",
+)
+@click.option(
+    "--duration", type=float, default=None, help="Stop after this many seconds (default: run until signalled)."
+)
+@click.option(
+    "--status-every",
+    type=float,
+    default=None,
+    help="Seconds between counter lines (default: live line on a terminal, every 5 s otherwise).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print counters as JSON lines.")
+def run(config_file: Path, duration: float | None, status_every: float | None, as_json: bool) -> None:
+    """Run the edge: cameras -> analysis -> evidentiary store.
+
+    Stops cleanly on SIGINT or SIGTERM, with everything flushed, within 5 s.
+
+    \b
+    Example:
+      checkpoint run --config /etc/checkpoint/edge.yaml
+    """
+    from edge.config import load_config
+    from edge.console import run_until_stopped
+
+    cfg = load_config(config_file)
+    _setup_logging(cfg.logging.level)
+    run_until_stopped(cfg, duration=duration, status_every=status_every, as_json=as_json)
+
+
+@cli.command()
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds (default: until Ctrl-C).")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the demo's config, database and evidence (default: a new temporary folder).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print counters as JSON lines.")
+def demo(duration: float | None, directory: Path | None, as_json: bool) -> None:
+    """Run a whole simulated checkpoint: three lanes of simulated X-ray scanners.
+
+    Writes a config that uses only simulated devices into DIR, runs it, then
+    verifies the evidentiary chain it left.
+
+    \b
+    Example:
+      checkpoint demo --duration 30 --dir /tmp/demo
+    """
+    from edge.demo import run_demo
+
+    _setup_logging("INFO")
+    run_demo(directory, duration=duration, as_json=as_json)
+
+
+# ---------------------------------------------------------------- verify / events
+
+
+@cli.command()
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Edge database.")
+@click.option(
+    "--evidence",
+    "evidence_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Evidence folder (default: 'evidence' beside the database).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def verify(db_path: Path, evidence_dir: Path | None, as_json: bool) -> None:
+    """Walk the hash chain, the rows and the evidence files; exit 1 at the first break.
+
+    \b
+    Example:
+      checkpoint verify --db data/edge.db
+    """
+    from edge.store.verify import verify_store
+
+    report = verify_store(db_path, evidence_dir)
+    if as_json:
+        _echo_json(report.as_dict())
+    elif report.ok:
+        click.echo(
+            f"OK: {report.events} events chained to seq {report.head_seq} (head {report.head_hash[:16]}), "
+            f"{report.rows} rows, {report.evidence_files} evidence files verified"
+        )
+    else:
+        click.echo(f"BROKEN: {report.problems[0]}", err=True)
+        for problem in report.problems[1:]:
+            click.echo(f"  also: {problem}", err=True)
+    sys.exit(0 if report.ok else 1)
+
+
+@cli.command()
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Edge database.")
+@click.option("--after", type=int, default=0, show_default=True, help="Only events with seq greater than this.")
+@click.option("--limit", type=int, default=None, help="At most this many events.")
+def events(db_path: Path, after: int, limit: int | None) -> None:
+    """Print stored events as JSON lines (the envelopes the hub receives).
+
+    \b
+    Example:
+      checkpoint events --db data/edge.db --after 100 --limit 10
+    """
+    from edge.store.chain import iter_envelopes
+    from edge.store.db import connect
+
+    db = connect(db_path, readonly=True)
+    try:
+        for envelope in iter_envelopes(db, after=after, limit=limit):
+            _echo_json(envelope)
+    finally:
+        db.conn.close()
+
+
+# ---------------------------------------------------------------- bench
+
+
+@cli.group()
+def bench() -> None:
+    """Benchmarks: figures and ratios against a baseline measured in the same run."""
+
+
+@bench.command("store")
+@click.option("--events", type=int, default=20000, show_default=True, help="Events written through the store.")
+@click.option("--baseline-events", type=int, default=1000, show_default=True,
+              help="Events for the one-commit-per-event baseline.")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to put the scratch databases (default: the system temp folder).")
+def bench_store_cmd(events: int, baseline_events: int, directory: Path | None) -> None:
+    """Store throughput (batched writer + chain) vs one transaction per event; one JSON line.
+
+    \b
+    Example:
+      checkpoint bench store --events 20000
+    """
+    from edge.bench import bench_store
+
+    _echo_json(bench_store(events, baseline_events, directory))
+
+
+# ---------------------------------------------------------------- sim
+
+
+@cli.group()
+def sim() -> None:
+    """Simulated devices."""
+
+
+@sim.command("xray")
+@click.option("--seed", type=int, default=0, show_default=True, help="Scene seed (same seed, same scan).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="PNG file to write.")
+@click.option("--width", type=int, default=1024, show_default=True)
+@click.option("--height", type=int, default=512, show_default=True)
+@click.option("--vehicle", type=click.Choice(["truck", "van", "container", "car"]), default=None)
+@click.option("--boxes/--no-boxes", default=False, help="Draw the ground-truth boxes.")
+def sim_xray(seed: int, out: Path, width: int, height: int, vehicle: str | None, boxes: bool) -> None:
+    """Render one synthetic X-ray scan to PNG and print its ground truth as JSON lines.
+
+    \b
+    Example:
+      checkpoint sim xray --seed 7 --out scan.png --boxes
+    """
+    import cv2
+
+    from drivers.sim.xray import render_scene
+
+    scene = render_scene(seed, width=width, height=height, vehicle=vehicle)
+    image = cv2.cvtColor(scene.image, cv2.COLOR_GRAY2BGR)
+    for t in scene.truth:
+        _echo_json({"class_name": t.class_name, "box": [t.x1, t.y1, t.x2, t.y2]})
+        if boxes:
+            cv2.rectangle(image, (int(t.x1), int(t.y1)), (int(t.x2), int(t.y2)), (0, 0, 255), 2)
+            cv2.putText(
+                image, t.class_name, (int(t.x1), max(12, int(t.y1) - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 255), 1
+            )
+    if not cv2.imwrite(str(out), image):
+        raise EdgeError(f"{out}: cannot write image")
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False, prog_name="checkpoint")
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except EdgeError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

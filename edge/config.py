@@ -1,0 +1,248 @@
+"""The edge configuration: one YAML file validated by pydantic.
+
+Unknown keys are rejected, every field is described, relative paths are taken
+from the config file's folder, and every error names the file, the line and the
+key (``edge.yaml:14: lanes[0].cameras[0].url: ...``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+
+from drivers.camera.registry import create_camera
+from drivers.errors import InvalidDeviceURL
+from edge.errors import ConfigError
+from edge.secrets import Secret
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+Ident = Annotated[str, Field(pattern=ID_PATTERN)]
+
+
+def _relative_to_config(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    if base is not None and not value.is_absolute():
+        return (Path(base) / value).resolve()
+    return value
+
+
+ConfigPath = Annotated[Path, AfterValidator(_relative_to_config)]
+
+
+def _camera_url(url: str) -> str:
+    try:
+        create_camera(url)  # builds the driver object only: validates scheme and options, opens nothing
+    except InvalidDeviceURL as exc:
+        raise ValueError(str(exc)) from None
+    return url
+
+
+class Strict(BaseModel):
+    # validate_default: default paths are resolved against the config folder too.
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class SiteConfig(Strict):
+    id: Ident = Field(description="Crossing point id, e.g. KZ-KHORGOS-ROAD.")
+    name: str = Field("", description="Human name of the crossing point, shown on the terminal.")
+    country: str | None = Field(
+        None, pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code of the operating service."
+    )
+
+
+class EdgeBoxConfig(Strict):
+    id: Ident = Field(description="Id of this edge box; its MQTT identity and the edge_id of every event.")
+    data_dir: ConfigPath = Field(Path("data"), description="Folder for runtime state (driver journals, backups).")
+
+
+class CameraConfig(Strict):
+    id: Ident = Field(description="Camera id, unique on this edge.")
+    url: Annotated[str, AfterValidator(_camera_url)] = Field(
+        description="Source URL: sim://xray?seed=N&fps=F, file:///path?loop=1, folder:///dir, rtsp://..., http://..., usb://N."
+    )
+    role: Literal["xray", "overview", "plate", "undercarriage"] = Field(
+        "xray", description="What the camera shows; X-ray scans are analysed by the detector."
+    )
+    evidence: Literal["all", "none"] = Field(
+        "all", description="Keep every analysed frame as an evidence image ('all'), or frames only ('none')."
+    )
+    jpeg_quality: int = Field(90, ge=50, le=100, description="JPEG quality of evidence images.")
+
+
+class LaneConfig(Strict):
+    id: Ident = Field(description="Lane id, unique on this edge, e.g. lane-1.")
+    name: str = Field("", description="Name shown on the terminal.")
+    kind: Literal["road", "rail"] = Field("road", description="Road or rail lane.")
+    direction: Literal["entry", "exit"] = Field("entry", description="Direction of traffic through the lane.")
+    cameras: list[CameraConfig] = Field(default_factory=list, description="Cameras and scanners producing images.")
+
+
+class StoreConfig(Strict):
+    path: ConfigPath = Field(Path("data/edge.db"), description="SQLite database file (WAL, synchronous=FULL).")
+    evidence_dir: ConfigPath = Field(Path("data/evidence"), description="Folder of evidence images named by SHA-256.")
+    batch_max: int = Field(500, ge=1, le=10000, description="Most events committed in one transaction.")
+    batch_wait_ms: int = Field(
+        20, ge=0, le=1000, description="How long the writer waits to fill a batch after the first write arrives."
+    )
+    queue_max: int = Field(20000, ge=100, description="Writes queued for the writer before submitters block.")
+
+
+class TlsConfig(Strict):
+    ca_file: ConfigPath = Field(description="CA bundle that signed the broker's certificate.")
+    cert_file: ConfigPath = Field(description="This edge's client certificate (its CN is the edge id).")
+    key_file: ConfigPath = Field(description="Private key of the client certificate.")
+
+
+class SyncConfig(Strict):
+    enabled: bool = Field(False, description="Publish the outbox to the hub over MQTT.")
+    broker: str = Field(
+        "mqtt://127.0.0.1:1883",
+        pattern=r"^mqtts?://[^/\s]+$",
+        description="Broker URL, mqtt://host:port or mqtts://host:port.",
+    )
+    topic_prefix: str = Field("checkpoint", pattern=r"^[A-Za-z0-9_-]+$", description="First level of every topic.")
+    username: str | None = Field(None, description="MQTT user name when not using certificate identity.")
+    password: Secret | None = Field(None, description="MQTT password: {env: VAR} or {credential: NAME}.")
+    tls: TlsConfig | None = Field(None, description="Mutual TLS settings; required for mqtts://.")
+    window: int = Field(100, ge=1, le=1000, description="Events in flight (published, not yet acked by the hub).")
+    ack_timeout_s: float = Field(10.0, gt=0, description="Resend an event the hub has not acknowledged after this.")
+
+    @model_validator(mode="after")
+    def _tls_for_mqtts(self) -> SyncConfig:
+        if self.broker.startswith("mqtts://") and self.tls is None:
+            raise ValueError("mqtts:// needs a tls section (ca_file, cert_file, key_file)")
+        return self
+
+
+class LoggingConfig(Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+
+
+class EdgeConfig(Strict):
+    """The whole edge configuration file."""
+
+    site: SiteConfig = Field(description="The crossing point.")
+    edge: EdgeBoxConfig = Field(description="This edge box.")
+    lanes: list[LaneConfig] = Field(min_length=1, description="Lanes served by this box.")
+    store: StoreConfig = Field(description="The evidentiary store.")
+    sync: SyncConfig = Field(description="MQTT sync to the hub.")
+    logging: LoggingConfig = Field(description="Logging.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sections_default_to_empty(cls, data: Any) -> Any:
+        # An absent section is validated like an empty one, so its defaults see the context.
+        if isinstance(data, dict):
+            data = {"store": {}, "sync": {}, "logging": {}} | data
+        return data
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> EdgeConfig:
+        seen: set[str] = set()
+        for lane in self.lanes:
+            if lane.id in seen:
+                raise ValueError(f"lane id {lane.id!r} is used twice")
+            seen.add(lane.id)
+        cameras: set[str] = set()
+        for lane in self.lanes:
+            for camera in lane.cameras:
+                if camera.id in cameras:
+                    raise ValueError(f"camera id {camera.id!r} is used twice")
+                cameras.add(camera.id)
+        return self
+
+
+# ---------------------------------------------------------------- loading
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys (PyYAML keeps the last one silently)."""
+
+
+def _check_duplicates(node: yaml.Node, path: str) -> None:
+    if isinstance(node, yaml.MappingNode):
+        keys: set[Any] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in keys:
+                raise ConfigError(f"{path}:{key_node.start_mark.line + 1}: key {key!r} appears twice")
+            keys.add(key)
+            _check_duplicates(value_node, path)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _check_duplicates(item, path)
+
+
+def _line_of(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """1-based line of the YAML node at ``loc``, or of its nearest existing parent."""
+    node = root
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == part:
+                    node, line = value_node, key_node.start_mark.line + 1
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def load_config(path: str | Path) -> EdgeConfig:
+    """Read, parse and validate ``path``; raise ``ConfigError`` naming file, line and key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"{path}: cannot read config: {reason}") from exc
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: Path) -> EdgeConfig:
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: YAML syntax error: {exc.problem or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: YAML error: {exc}") from exc
+    if root is not None:
+        _check_duplicates(root, str(path))
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: the config must be a mapping with site, edge and lanes")
+    try:
+        return EdgeConfig.model_validate(data, context={"base_dir": path.parent.resolve()})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(first["loc"])
+        line_no = _line_of(root, loc)
+        where = f"{path}:{line_no}" if line_no is not None else str(path)
+        message = first["msg"].removeprefix("Value error, ")
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{where}: {_dotted(loc)}: {message}{more}") from None

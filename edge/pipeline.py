@@ -1,0 +1,129 @@
+"""Frames to events: one analysis worker per camera, fed by its latest-frame slot.
+
+Capture never waits for analysis (the slot drops stale frames and counts them);
+analysis never waits for the disk (the store writer commits in batches).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from drivers.camera.base import Frame
+from drivers.camera.capture import LatestFrameSlot
+from edge.config import CameraConfig
+from edge.errors import EdgeError
+from edge.store import Store
+from edge.store.records import frame_payload
+from sync.envelope import format_ts
+
+log = logging.getLogger(__name__)
+
+
+class Analyser(Protocol):
+    """What the pipeline needs of a detector: detections for one frame.
+
+    Each detection is ``{"class_name": str, "score": float, "box": [x1, y1, x2, y2]}``
+    in frame pixels. ``model_sha256`` identifies the model in every event.
+    """
+
+    model_sha256: str | None
+
+    def __call__(self, frame: Frame) -> Sequence[dict[str, Any]]: ...
+
+
+@dataclass
+class WorkerCounters:
+    analysed: int = 0
+    detections: int = 0
+    evidence_errors: int = 0
+    store_errors: int = 0
+
+
+def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise EdgeError(f"JPEG encoding failed for a {image.shape} image")
+    return bytes(buf)
+
+
+class FrameWorker(threading.Thread):
+    """Takes the newest frame of one camera, analyses it, stores it with its evidence."""
+
+    def __init__(
+        self,
+        lane_id: str,
+        camera: CameraConfig,
+        slot: LatestFrameSlot,
+        store: Store,
+        analyser: Analyser | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        super().__init__(name=f"analyse-{camera.id}", daemon=True)
+        self.lane_id = lane_id
+        self.camera = camera
+        self.slot = slot
+        self.store = store
+        self.analyser = analyser
+        self.counters = WorkerCounters()
+        self._stop_event = threading.Event()
+        self._evidence_failing = False
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            frame = self.slot.get(timeout=0.2)
+            if frame is None:
+                continue
+            try:
+                self.process(frame)
+            except Exception:  # a bad frame must not kill the worker: log it and go on
+                self.counters.store_errors += 1
+                log.exception("camera %s: frame %d could not be processed", self.camera.id, frame.seq)
+
+    def process(self, frame: Frame) -> Future[int]:
+        detections = list(self.analyser(frame)) if self.analyser is not None else []
+        evidence = []
+        if self.camera.evidence == "all":
+            try:
+                data = encode_jpeg(frame.image, self.camera.jpeg_quality)
+                evidence.append(self.store.evidence.put(data, "image/jpeg", "frame").as_payload())
+                if self._evidence_failing:
+                    self._evidence_failing = False
+                    log.warning("camera %s: evidence images are written again", self.camera.id)
+            except EdgeError as exc:
+                # Keep the frame's record even when its image cannot be kept (disk full).
+                self.counters.evidence_errors += 1
+                if not self._evidence_failing:
+                    self._evidence_failing = True
+                    log.error("camera %s: evidence image not kept, frame recorded without it: %s", self.camera.id, exc)
+        payload = frame_payload(
+            lane_id=self.lane_id,
+            camera_id=self.camera.id,
+            frame_seq=frame.seq,
+            captured_at=format_ts(frame.ts),
+            width=frame.width,
+            height=frame.height,
+            evidence=evidence,
+            detections=detections,
+            model_sha256=self.analyser.model_sha256 if self.analyser is not None else None,
+        )
+        future = self.store.submit("frame.analysed", payload)
+        self.counters.analysed += 1
+        self.counters.detections += len(detections)
+        future.add_done_callback(self._on_stored)
+        return future
+
+    def _on_stored(self, future: Future[int]) -> None:
+        if future.exception() is not None:
+            self.counters.store_errors += 1

@@ -1,0 +1,187 @@
+"""The runtime: wires cameras -> analysis workers -> store (-> sync, later).
+
+Test seams are constructor arguments: the store, the analyser and the camera
+factory are passed in; nothing is patched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from drivers.camera.base import Camera
+from drivers.camera.capture import CaptureThread, LatestFrameSlot
+from drivers.camera.registry import CameraContext, create_camera, redact_url
+from edge import __version__
+from edge.config import CameraConfig, EdgeConfig
+from edge.pipeline import Analyser, FrameWorker
+from edge.store import Store
+from edge.store.records import audit_payload
+from sync.envelope import canonical_json, format_ts
+
+log = logging.getLogger(__name__)
+
+CameraFactory = Callable[[str, CameraContext], Camera]
+
+
+@dataclass
+class CameraUnit:
+    lane_id: str
+    config: CameraConfig
+    slot: LatestFrameSlot
+    capture: CaptureThread
+    worker: FrameWorker
+    reported_state: str = ""
+
+
+class Runtime:
+    def __init__(
+        self,
+        config: EdgeConfig,
+        *,
+        store: Store | None = None,
+        analyser: Analyser | None = None,
+        camera_factory: CameraFactory = create_camera,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.store = store or Store(
+            config.store.path,
+            config.store.evidence_dir,
+            config.edge.id,
+            batch_max=config.store.batch_max,
+            batch_wait_s=config.store.batch_wait_ms / 1000,
+            queue_max=config.store.queue_max,
+        )
+        self.analyser = analyser
+        self.camera_factory = camera_factory
+        self.units: list[CameraUnit] = []
+        self.started_at = 0.0
+        self._stop = threading.Event()
+        self._monitor: threading.Thread | None = None
+        self._reader: Any = None
+        self._final_backlog: int | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self.started_at = time.monotonic()
+        self.store.open()
+        self._audit("runtime.start", detail={
+            "version": __version__,
+            "config_sha256": hashlib.sha256(canonical_json(self.config.model_dump(mode="json"))).hexdigest(),
+            "cameras": [c.id for lane in self.config.lanes for c in lane.cameras],
+        })
+        state_root = self.config.edge.data_dir / "cameras"
+        for lane in self.config.lanes:
+            for cam in lane.cameras:
+                camera = self.camera_factory(cam.url, CameraContext(state_dir=state_root / cam.id))
+                slot = LatestFrameSlot()
+                unit = CameraUnit(
+                    lane_id=lane.id,
+                    config=cam,
+                    slot=slot,
+                    capture=CaptureThread(camera, slot, cam.id),
+                    worker=FrameWorker(lane.id, cam, slot, self.store, self.analyser),
+                )
+                self.units.append(unit)
+        for unit in self.units:
+            unit.worker.start()
+            unit.capture.start()
+        self._reader = self.store.reader()
+        self._monitor = threading.Thread(target=self._watch_devices, name="device-monitor", daemon=True)
+        self._monitor.start()
+        log.info("runtime started: edge %s, %d camera(s), store %s", self.config.edge.id, len(self.units),
+                 self.store.path)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop capture, drain analysis, record the stop and flush the store."""
+        deadline = time.monotonic() + timeout
+        self._stop.set()
+        for unit in self.units:
+            unit.capture.stop()
+        for unit in self.units:
+            unit.capture.join(max(0.1, deadline - time.monotonic()))
+            unit.worker.stop()
+        for unit in self.units:
+            unit.worker.join(max(0.1, deadline - time.monotonic()))
+        if self._monitor is not None:
+            self._monitor.join(max(0.1, deadline - time.monotonic()))
+        self._report_device_changes()
+        snap = self.snapshot()
+        self._audit("runtime.stop", detail={"uptime_s": round(snap["uptime_s"], 1), "frames": snap["frames"]})
+        if self._reader is not None:
+            self._reader.conn.close()
+            self._reader = None
+        self.store.close(max(1.0, deadline - time.monotonic()))
+        reader = self.store.reader()
+        try:
+            self._final_backlog = self._count_backlog(reader)
+        finally:
+            reader.conn.close()
+        log.info("runtime stopped; store flushed at seq %d", self.store.stats.last_seq)
+
+    # ------------------------------------------------------------ status
+
+    def snapshot(self) -> dict[str, Any]:
+        """Live counters for the terminal, doctor and metrics."""
+        stats = self.store.stats
+        frames = {"in": 0, "analysed": 0, "dropped": 0}
+        devices = {}
+        detections = 0
+        for unit in self.units:
+            status = unit.capture.status
+            frames["in"] += unit.slot.put_count
+            frames["dropped"] += unit.slot.dropped
+            frames["analysed"] += unit.worker.counters.analysed
+            detections += unit.worker.counters.detections
+            devices[unit.config.id] = {"state": status.state, "error": status.last_error, "frames": status.frames}
+        backlog = self._final_backlog if self._reader is None else self._count_backlog(self._reader)
+        return {
+            "uptime_s": time.monotonic() - self.started_at,
+            "frames": frames,
+            "detections": detections,
+            "readings": stats.by_type.get("reading", 0),
+            "events": stats.committed,
+            "queued": stats.queued,
+            "last_seq": stats.last_seq,
+            "outbox_backlog": backlog,
+            "store_failing": stats.failing,
+            "devices": devices,
+        }
+
+    # ------------------------------------------------------------ internals
+
+    @staticmethod
+    def _count_backlog(reader: Any) -> int:
+        return int(reader.conn.execute("SELECT count(*) FROM outbox WHERE acked_at IS NULL").fetchone()[0])
+
+    def _audit(self, action: str, *, target: str | None = None, detail: dict[str, Any] | None = None) -> None:
+        payload = audit_payload(ts=format_ts(self.clock()), actor="system", action=action, target=target,
+                                detail=detail)
+        self.store.submit("audit", payload)
+
+    def _watch_devices(self) -> None:
+        while not self._stop.wait(0.5):
+            self._report_device_changes()
+
+    def _report_device_changes(self) -> None:
+        for unit in self.units:
+            status = unit.capture.status
+            if status.state == unit.reported_state or status.state == "starting":
+                continue
+            unit.reported_state = status.state
+            self.store.submit("device.status", {
+                "lane_id": unit.lane_id,
+                "device_id": unit.config.id,
+                "kind": "camera",
+                "url": redact_url(unit.config.url),
+                "state": status.state,
+                "error": status.last_error,
+            })
