@@ -198,6 +198,96 @@ def events(db_path: Path, after: int, limit: int | None) -> None:
         db.conn.close()
 
 
+# ---------------------------------------------------------------- serial
+
+
+@cli.command()
+@click.argument("protocol")
+@click.argument("source", default="-", type=click.Path(allow_dash=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--framing", default=None, help='Framing override as JSON, e.g. \'{"kind": "terminator", "terminator": "cr"}\'.'
+)
+@click.option("--device-id", default="decode", show_default=True, help="Device id written into each reading.")
+@click.option("--strict", is_flag=True, help="Exit 1 when any reading is invalid.")
+def decode(protocol: str, source: Path, framing: str | None, device_id: str, strict: bool) -> None:
+    """Decode raw device bytes from SOURCE (a capture file, or - for stdin) into JSON lines.
+
+    Uses the runtime's own framing and parser, so what you see is what the edge stores.
+    Protocols: mrz, barcode, scale, plate, radiation, rfid, raw.
+
+    \b
+    Example:
+      checkpoint decode mrz capture.bin
+      socat -u /dev/ttyUSB0,raw - | checkpoint decode scale -
+    """
+    import time
+
+    from drivers.serial.decoder import Decoder
+
+    try:
+        spec = json.loads(framing) if framing else None
+        decoder = Decoder(device_id, protocol, spec)
+    except (ValueError, TypeError) as exc:
+        raise click.BadParameter(str(exc)) from None
+    stream = sys.stdin.buffer if str(source) == "-" else None
+    try:
+        fh = stream or open(source, "rb")
+    except OSError as exc:
+        raise EdgeError(f"{source}: cannot read: {exc.strerror}") from exc
+    invalid = total = 0
+    try:
+        while True:
+            data = fh.read1(65536) if hasattr(fh, "read1") else fh.read(65536)
+            readings = decoder.feed(data, time.time()) if data else decoder.flush(time.time())
+            for reading in readings:
+                total += 1
+                invalid += 0 if reading.valid else 1
+                _echo_json(reading.as_dict())
+            if not data:
+                break
+    finally:
+        if stream is None:
+            fh.close()
+    click.echo(f"{total} reading(s), {invalid} invalid", err=True)
+    if strict and invalid:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Edge config: show which configured device each port serves.",
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON lines.")
+def devices(config_file: Path | None, as_json: bool) -> None:
+    """List serial ports with their stable /dev/serial/by-id paths and the device each serves.
+
+    \b
+    Example:
+      checkpoint devices --config /etc/checkpoint/edge.yaml
+    """
+    from edge.config import load_config
+    from edge.devices import list_devices
+
+    rows = list_devices(load_config(config_file) if config_file else None)
+    for row in rows:
+        if as_json:
+            _echo_json(row)
+        else:
+            present = {True: "", False: "  MISSING", None: ""}[row["present"]]
+            click.echo(
+                f"{row['device']}  {row['stable_path'] or '-'}  {row['description'] or ''}"
+                f"  serves: {row['serves'] or '-'}{present}"
+            )
+            if row.get("hint"):
+                click.echo(f"    hint: {row['hint']}")
+    if not rows:
+        click.echo("no serial ports found", err=True)
+
+
 # ---------------------------------------------------------------- bench
 
 
@@ -208,10 +298,16 @@ def bench() -> None:
 
 @bench.command("store")
 @click.option("--events", type=int, default=20000, show_default=True, help="Events written through the store.")
-@click.option("--baseline-events", type=int, default=1000, show_default=True,
-              help="Events for the one-commit-per-event baseline.")
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where to put the scratch databases (default: the system temp folder).")
+@click.option(
+    "--baseline-events", type=int, default=1000, show_default=True, help="Events for the one-commit-per-event baseline."
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to put the scratch databases (default: the system temp folder).",
+)
 def bench_store_cmd(events: int, baseline_events: int, directory: Path | None) -> None:
     """Store throughput (batched writer + chain) vs one transaction per event; one JSON line.
 

@@ -23,6 +23,9 @@ from pydantic import (
 
 from drivers.camera.registry import create_camera
 from drivers.errors import InvalidDeviceURL
+from drivers.serial import protocols
+from drivers.serial.framing import make_framer
+from drivers.serial.transport import SerialSettings
 from edge.errors import ConfigError
 from edge.secrets import Secret
 
@@ -80,12 +83,61 @@ class CameraConfig(Strict):
     jpeg_quality: int = Field(90, ge=50, le=100, description="JPEG quality of evidence images.")
 
 
+def _protocol(name: str) -> str:
+    try:
+        protocols.get(name)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+    return name
+
+
+class ScannerConfig(Strict):
+    id: Ident = Field(description="Device id, unique on this edge, e.g. mrz-1.")
+    url: str = Field(
+        description="pyserial URL: /dev/serial/by-id/..., /dev/ttyUSB0, socket://host:port, rfc2217://host:port."
+    )
+    protocol: Annotated[str, AfterValidator(_protocol)] = Field(
+        description="Parser: mrz, barcode, scale, plate, radiation, rfid or raw."
+    )
+    framing: dict[str, Any] | None = Field(
+        None, description="Override of the protocol's framing, e.g. {kind: terminator, terminator: cr}."
+    )
+    serial: SerialSettings = Field(description="Line settings (baudrate, bytesize, parity, stopbits, flow control).")
+    idle_flush_ms: int = Field(
+        500, ge=10, le=60000, description="Idle time after which a half-sent frame is kept as a partial reading."
+    )
+    poll: str | None = Field(None, description="Request sent to polled devices, e.g. MT-SICS 'S\\r\\n'.")
+    poll_every_s: float = Field(1.0, gt=0, description="How often the poll request is sent.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _serial_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "serial" not in data:
+            data = data | {"serial": {}}
+        return data
+
+    @model_validator(mode="after")
+    def _framing_is_valid(self) -> ScannerConfig:
+        if self.framing is not None:
+            try:
+                make_framer(**self.framing)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"framing: {exc}") from None
+        return self
+
+    def poll_bytes(self) -> bytes | None:
+        return None if self.poll is None else self.poll.encode("latin-1").decode("unicode_escape").encode("latin-1")
+
+
 class LaneConfig(Strict):
     id: Ident = Field(description="Lane id, unique on this edge, e.g. lane-1.")
     name: str = Field("", description="Name shown on the terminal.")
     kind: Literal["road", "rail"] = Field("road", description="Road or rail lane.")
     direction: Literal["entry", "exit"] = Field("entry", description="Direction of traffic through the lane.")
     cameras: list[CameraConfig] = Field(default_factory=list, description="Cameras and scanners producing images.")
+    scanners: list[ScannerConfig] = Field(
+        default_factory=list, description="Serial devices: document, barcode, plate, RFID readers, scales, radiation."
+    )
 
 
 class StoreConfig(Strict):
@@ -154,12 +206,13 @@ class EdgeConfig(Strict):
             if lane.id in seen:
                 raise ValueError(f"lane id {lane.id!r} is used twice")
             seen.add(lane.id)
-        cameras: set[str] = set()
+        devices: set[str] = set()
         for lane in self.lanes:
-            for camera in lane.cameras:
-                if camera.id in cameras:
-                    raise ValueError(f"camera id {camera.id!r} is used twice")
-                cameras.add(camera.id)
+            ids = [c.id for c in lane.cameras] + [d.id for d in lane.scanners]
+            for device_id in ids:
+                if device_id in devices:
+                    raise ValueError(f"device id {device_id!r} is used twice")
+                devices.add(device_id)
         return self
 
 

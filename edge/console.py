@@ -18,11 +18,17 @@ STOP_TIMEOUT_S = 5.0
 
 def format_counters(snap: dict[str, Any]) -> str:
     f = snap["frames"]
-    devices = " ".join(f"{d}:{s['state']}" for d, s in sorted(snap["devices"].items()))
+    by_state: dict[str, list[str]] = {}
+    for device_id, status in sorted(snap["devices"].items()):
+        by_state.setdefault(status["state"], []).append(device_id)
+    up = len(by_state.pop("up", []))
+    devices = f"devices {up} up" + "".join(
+        f", {len(ids)} {state} ({' '.join(ids[:4])}{' ...' if len(ids) > 4 else ''})" for state, ids in by_state.items()
+    )
     backlog = "?" if snap["outbox_backlog"] is None else snap["outbox_backlog"]
     line = (
         f"[{snap['uptime_s']:6.1f}s] frames in {f['in']} analysed {f['analysed']} dropped {f['dropped']}"
-        f" | detections {snap['detections']} | readings {snap['readings']}"
+        f" | detections {snap['detections']} | readings {snap['readings']} (invalid {snap['invalid_readings']})"
         f" | events {snap['events']} (seq {snap['last_seq']}, queued {snap['queued']})"
         f" | outbox backlog {backlog} | {devices}"
     )

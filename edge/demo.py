@@ -9,12 +9,15 @@ from pathlib import Path
 
 import click
 
-from edge.config import load_config
+from drivers.sim.serial_fleet import SimulatedScanner
+from edge.config import EdgeConfig, load_config
 from edge.console import run_until_stopped
 from edge.store.verify import verify_store
 
 DEMO_CONFIG = """\
-# Written by `checkpoint demo`: every device here is simulated.
+# Written by `checkpoint demo`: every device here is simulated. The serial
+# scanners are pty devices the demo creates under {dev}, speaking the real
+# byte protocols; `checkpoint run` with this file alone finds them missing.
 site:
   id: DEMO-CROSSING
   name: Demo road and rail crossing
@@ -29,18 +32,31 @@ lanes:
     cameras:
       - id: xray-1
         url: sim://xray?seed=1&fps=2&vehicle=truck
+    scanners:
+      - {{id: mrz-1, protocol: mrz, url: "{dev}/usb-SIM_mrz-1-if00"}}
+      - {{id: plate-1, protocol: plate, url: "{dev}/usb-SIM_plate-1-if00"}}
+      - {{id: scale-1, protocol: scale, url: "{dev}/usb-SIM_scale-1-if00"}}
+      - {{id: rad-1, protocol: radiation, url: "{dev}/usb-SIM_rad-1-if00"}}
+      - {{id: waybill-1, protocol: barcode, url: "{dev}/usb-SIM_waybill-1-if00"}}
   - id: lane-2
     name: Vans and cars, entry
     kind: road
     cameras:
       - id: xray-2
         url: sim://xray?seed=2&fps=2&vehicle=van
+    scanners:
+      - {{id: mrz-2, protocol: mrz, url: "{dev}/usb-SIM_mrz-2-if00"}}
+      - {{id: plate-2, protocol: plate, url: "{dev}/usb-SIM_plate-2-if00"}}
   - id: lane-3
     name: Rail, containers
     kind: rail
     cameras:
       - id: xray-3
         url: sim://xray?seed=3&fps=1&vehicle=container&width=2048&height=1024
+    scanners:
+      - {{id: rfid-1, protocol: rfid, url: "{dev}/usb-SIM_rfid-1-if00"}}
+      - {{id: container-1, protocol: barcode, url: "{dev}/usb-SIM_container-1-if00"}}
+      - {{id: rad-3, protocol: radiation, url: "{dev}/usb-SIM_rad-3-if00"}}
 store:
   path: data/edge.db
   evidence_dir: data/evidence
@@ -51,8 +67,21 @@ def write_demo_config(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "edge.yaml"
     if not path.exists():
-        path.write_text(DEMO_CONFIG, encoding="utf-8")
+        dev = (directory / "dev" / "serial" / "by-id").resolve()
+        path.write_text(DEMO_CONFIG.format(dev=dev), encoding="utf-8")
     return path
+
+
+def start_simulated_scanners(cfg: EdgeConfig, dev: Path) -> list[SimulatedScanner]:
+    """A pty device for every configured scanner whose port lies under ``dev``."""
+    sims = []
+    for i, scanner in enumerate(s for lane in cfg.lanes for s in lane.scanners):
+        link = Path(scanner.url)
+        if dev in link.parents:
+            sims.append(SimulatedScanner(scanner.protocol, link, every_s=2.0, seed=i))
+    for sim in sims:
+        sim.start()
+    return sims
 
 
 def run_demo(directory: Path | None, *, duration: float | None, as_json: bool) -> None:
@@ -69,8 +98,17 @@ def run_demo(directory: Path | None, *, duration: float | None, as_json: bool) -
         "sync:         edge-only: this build has no hub yet, so events stay in the outbox"
         + (f" (mosquitto found at {mosquitto})" if mosquitto else " (no mosquitto on PATH)")
     )
+    dev = (directory / "dev" / "serial" / "by-id").resolve()
+    sims = start_simulated_scanners(cfg, dev)
+    say(f"scanners:     {len(sims)} simulated serial devices on ptys under {dev}")
     say("stop with Ctrl-C" if duration is None else f"running for {duration:g} s")
-    run_until_stopped(cfg, duration=duration, as_json=as_json)
+    try:
+        run_until_stopped(cfg, duration=duration, as_json=as_json)
+    finally:
+        for sim in sims:
+            sim.stop()
+        for sim in sims:
+            sim.join(2.0)
     report = verify_store(cfg.store.path, cfg.store.evidence_dir)
     if report.ok:
         say(f"verify:       OK, {report.events} events chained to seq {report.head_seq}, "

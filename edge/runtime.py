@@ -17,11 +17,14 @@ from typing import Any
 from drivers.camera.base import Camera
 from drivers.camera.capture import CaptureThread, LatestFrameSlot
 from drivers.camera.registry import CameraContext, create_camera, redact_url
+from drivers.serial.decoder import Decoder
+from drivers.serial.reading import Reading
+from drivers.serial.transport import SerialReader
 from edge import __version__
-from edge.config import CameraConfig, EdgeConfig
+from edge.config import CameraConfig, EdgeConfig, ScannerConfig
 from edge.pipeline import Analyser, FrameWorker
 from edge.store import Store
-from edge.store.records import audit_payload
+from edge.store.records import audit_payload, reading_payload
 from sync.envelope import canonical_json, format_ts
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,14 @@ class CameraUnit:
     slot: LatestFrameSlot
     capture: CaptureThread
     worker: FrameWorker
+    reported_state: str = ""
+
+
+@dataclass
+class ScannerUnit:
+    lane_id: str
+    config: ScannerConfig
+    reader: SerialReader
     reported_state: str = ""
 
 
@@ -62,6 +73,7 @@ class Runtime:
         self.analyser = analyser
         self.camera_factory = camera_factory
         self.units: list[CameraUnit] = []
+        self.scanners: list[ScannerUnit] = []
         self.started_at = 0.0
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None
@@ -73,11 +85,15 @@ class Runtime:
     def start(self) -> None:
         self.started_at = time.monotonic()
         self.store.open()
-        self._audit("runtime.start", detail={
-            "version": __version__,
-            "config_sha256": hashlib.sha256(canonical_json(self.config.model_dump(mode="json"))).hexdigest(),
-            "cameras": [c.id for lane in self.config.lanes for c in lane.cameras],
-        })
+        self._audit(
+            "runtime.start",
+            detail={
+                "version": __version__,
+                "config_sha256": hashlib.sha256(canonical_json(self.config.model_dump(mode="json"))).hexdigest(),
+                "cameras": [c.id for lane in self.config.lanes for c in lane.cameras],
+                "scanners": [d.id for lane in self.config.lanes for d in lane.scanners],
+            },
+        )
         state_root = self.config.edge.data_dir / "cameras"
         for lane in self.config.lanes:
             for cam in lane.cameras:
@@ -91,14 +107,33 @@ class Runtime:
                     worker=FrameWorker(lane.id, cam, slot, self.store, self.analyser),
                 )
                 self.units.append(unit)
+            for dev in lane.scanners:
+                decoder = Decoder(dev.id, dev.protocol, dev.framing)
+                reader = SerialReader(
+                    dev.url,
+                    decoder,
+                    self._reading_sink(lane.id),
+                    settings=dev.serial,
+                    idle_flush_s=dev.idle_flush_ms / 1000,
+                    poll=dev.poll_bytes(),
+                    poll_every_s=dev.poll_every_s,
+                )
+                self.scanners.append(ScannerUnit(lane.id, dev, reader))
         for unit in self.units:
             unit.worker.start()
             unit.capture.start()
+        for scanner in self.scanners:
+            scanner.reader.start()
         self._reader = self.store.reader()
         self._monitor = threading.Thread(target=self._watch_devices, name="device-monitor", daemon=True)
         self._monitor.start()
-        log.info("runtime started: edge %s, %d camera(s), store %s", self.config.edge.id, len(self.units),
-                 self.store.path)
+        log.info(
+            "runtime started: edge %s, %d camera(s), %d scanner(s), store %s",
+            self.config.edge.id,
+            len(self.units),
+            len(self.scanners),
+            self.store.path,
+        )
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop capture, drain analysis, record the stop and flush the store."""
@@ -106,6 +141,10 @@ class Runtime:
         self._stop.set()
         for unit in self.units:
             unit.capture.stop()
+        for scanner in self.scanners:
+            scanner.reader.stop()
+        for scanner in self.scanners:
+            scanner.reader.join(max(0.1, deadline - time.monotonic()))
         for unit in self.units:
             unit.capture.join(max(0.1, deadline - time.monotonic()))
             unit.worker.stop()
@@ -142,12 +181,24 @@ class Runtime:
             frames["analysed"] += unit.worker.counters.analysed
             detections += unit.worker.counters.detections
             devices[unit.config.id] = {"state": status.state, "error": status.last_error, "frames": status.frames}
+        readings = invalid = 0
+        for scanner in self.scanners:
+            st = scanner.reader.status
+            readings += st.readings
+            invalid += st.invalid
+            devices[scanner.config.id] = {
+                "state": st.state,
+                "error": st.last_error,
+                "readings": st.readings,
+                "invalid": st.invalid,
+            }
         backlog = self._final_backlog if self._reader is None else self._count_backlog(self._reader)
         return {
             "uptime_s": time.monotonic() - self.started_at,
             "frames": frames,
             "detections": detections,
-            "readings": stats.by_type.get("reading", 0),
+            "readings": readings,
+            "invalid_readings": invalid,
             "events": stats.committed,
             "queued": stats.queued,
             "last_seq": stats.last_seq,
@@ -163,25 +214,50 @@ class Runtime:
         return int(reader.conn.execute("SELECT count(*) FROM outbox WHERE acked_at IS NULL").fetchone()[0])
 
     def _audit(self, action: str, *, target: str | None = None, detail: dict[str, Any] | None = None) -> None:
-        payload = audit_payload(ts=format_ts(self.clock()), actor="system", action=action, target=target,
-                                detail=detail)
+        payload = audit_payload(ts=format_ts(self.clock()), actor="system", action=action, target=target, detail=detail)
         self.store.submit("audit", payload)
 
     def _watch_devices(self) -> None:
         while not self._stop.wait(0.5):
             self._report_device_changes()
 
+    def _reading_sink(self, lane_id: str) -> Callable[[Reading], None]:
+        def sink(r: Reading) -> None:
+            self.store.submit(
+                "reading",
+                reading_payload(
+                    device_id=r.device_id,
+                    protocol=r.protocol,
+                    ts=format_ts(r.ts),
+                    raw=r.raw,
+                    valid=r.valid,
+                    fields=r.fields,
+                    error=r.error,
+                    lane_id=lane_id,
+                    kind=r.kind,
+                    failed=r.failed,
+                ),
+            )
+
+        return sink
+
     def _report_device_changes(self) -> None:
-        for unit in self.units:
-            status = unit.capture.status
-            if status.state == unit.reported_state or status.state == "starting":
+        devices: list[tuple[CameraUnit | ScannerUnit, str, str, str, str | None]] = [
+            (u, "camera", redact_url(u.config.url), u.capture.status.state, u.capture.status.last_error)
+            for u in self.units
+        ] + [(s, "serial", s.config.url, s.reader.status.state, s.reader.status.last_error) for s in self.scanners]
+        for unit, kind, url, state, error in devices:
+            if state == unit.reported_state or state == "starting":
                 continue
-            unit.reported_state = status.state
-            self.store.submit("device.status", {
-                "lane_id": unit.lane_id,
-                "device_id": unit.config.id,
-                "kind": "camera",
-                "url": redact_url(unit.config.url),
-                "state": status.state,
-                "error": status.last_error,
-            })
+            unit.reported_state = state
+            self.store.submit(
+                "device.status",
+                {
+                    "lane_id": unit.lane_id,
+                    "device_id": unit.config.id,
+                    "kind": kind,
+                    "url": url,
+                    "state": state,
+                    "error": error,
+                },
+            )

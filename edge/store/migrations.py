@@ -59,7 +59,9 @@ CREATE TABLE readings (
     ts TEXT NOT NULL,
     raw BLOB NOT NULL,
     valid INTEGER NOT NULL,
+    kind TEXT,
     fields TEXT NOT NULL,
+    failed TEXT NOT NULL,
     error TEXT
 );
 CREATE INDEX readings_event ON readings(event_seq);

@@ -53,7 +53,9 @@ def _reading_rows(p: Mapping[str, Any]) -> Rows:
                 "ts": str(p["ts"]),
                 "raw": raw,
                 "valid": 1 if p["valid"] else 0,
+                "kind": p.get("kind"),
                 "fields": _json(p.get("fields", {})),
+                "failed": _json(list(p.get("failed", []))),
                 "error": p.get("error"),
             }
         ]
@@ -153,6 +155,8 @@ def reading_payload(
     fields: Mapping[str, Any],
     error: str | None,
     lane_id: str | None = None,
+    kind: str | None = None,
+    failed: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Payload of a ``reading`` event: raw bytes always kept (base64), parsed or not."""
     return {
@@ -162,7 +166,9 @@ def reading_payload(
         "ts": ts,
         "raw_b64": base64.b64encode(raw).decode("ascii"),
         "valid": valid,
+        "kind": kind,
         "fields": dict(fields),
+        "failed": list(failed),
         "error": error,
     }
 

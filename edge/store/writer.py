@@ -35,10 +35,29 @@ log = logging.getLogger(__name__)
 # is built once from these constants, never from input.
 _COLUMNS: dict[str, tuple[str, ...]] = {
     "outbox": ("seq", "event_id", "ts", "type", "session_id", "payload", "prev_hash", "hash"),
-    "readings": ("event_seq", "lane_id", "device_id", "protocol", "ts", "raw", "valid", "fields", "error"),
+    "readings": (
+        "event_seq",
+        "lane_id",
+        "device_id",
+        "protocol",
+        "ts",
+        "raw",
+        "valid",
+        "kind",
+        "fields",
+        "failed",
+        "error",
+    ),
     "frames": (
-        "event_seq", "lane_id", "camera_id", "frame_seq", "captured_at", "width", "height",
-        "evidence_sha256", "model_sha256",
+        "event_seq",
+        "lane_id",
+        "camera_id",
+        "frame_seq",
+        "captured_at",
+        "width",
+        "height",
+        "evidence_sha256",
+        "model_sha256",
     ),
     "detections": ("event_seq", "idx", "class_name", "score", "x1", "y1", "x2", "y2", "crop_sha256"),
     "decisions": ("event_seq", "session_id", "decision", "user_id", "reason", "approved_by", "ts"),
@@ -171,8 +190,9 @@ class Store:
         self._queue.put(item)
         return item.future
 
-    def write(self, type: str, payload: Mapping[str, Any], *, session_id: str | None = None,
-              timeout: float = 30.0) -> int:
+    def write(
+        self, type: str, payload: Mapping[str, Any], *, session_id: str | None = None, timeout: float = 30.0
+    ) -> int:
         """Submit and wait until committed; returns the event's ``seq``."""
         return self.submit(type, payload, session_id=session_id).result(timeout)
 
@@ -248,8 +268,14 @@ class Store:
                 try:
                     rows = rows_for(item.type, item.payload)
                     envelope = seal(
-                        edge_id=self.edge_id, edge_epoch=self.edge_epoch, seq=seq + 1, ts=ts,
-                        type=item.type, payload=item.payload, prev_hash=prev, session_id=item.session_id,
+                        edge_id=self.edge_id,
+                        edge_epoch=self.edge_epoch,
+                        seq=seq + 1,
+                        ts=ts,
+                        type=item.type,
+                        payload=item.payload,
+                        prev_hash=prev,
+                        session_id=item.session_id,
                     )
                     payload_json = canonical_json(envelope["payload"]).decode("utf-8")
                 except (ValueError, EnvelopeError) as exc:
@@ -257,10 +283,19 @@ class Store:
                     continue
                 conn.execute("SAVEPOINT event")
                 try:
-                    conn.execute(_INSERT["outbox"], (
-                        envelope["seq"], envelope["event_id"], envelope["ts"], envelope["type"],
-                        envelope["session_id"], payload_json, envelope["prev_hash"], envelope["hash"],
-                    ))
+                    conn.execute(
+                        _INSERT["outbox"],
+                        (
+                            envelope["seq"],
+                            envelope["event_id"],
+                            envelope["ts"],
+                            envelope["type"],
+                            envelope["session_id"],
+                            payload_json,
+                            envelope["prev_hash"],
+                            envelope["hash"],
+                        ),
+                    )
                     for table, table_rows in rows.items():
                         cols = _COLUMNS[table]
                         conn.executemany(

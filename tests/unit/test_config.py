@@ -84,7 +84,7 @@ def test_duplicate_key_is_refused(tmp_path):
 
 def test_duplicate_camera_ids_are_refused(tmp_path):
     text = GOOD.replace("store:", "  - id: lane-2\n    cameras:\n      - id: xray-1\n        url: sim://xray\nstore:")
-    assert "camera id 'xray-1' is used twice" in error_of(write(tmp_path, text))
+    assert "device id 'xray-1' is used twice" in error_of(write(tmp_path, text))
 
 
 def test_unreadable_file(tmp_path):

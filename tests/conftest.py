@@ -1,0 +1,16 @@
+"""Shared pytest options.
+
+``--serial-port URL --serial-protocol NAME`` runs the scanner contract suite
+(tests/integration/test_scanner_contract.py) against a real device as well as
+the simulators, e.g.::
+
+    .venv/bin/pytest tests/integration/test_scanner_contract.py \\
+        --serial-port /dev/serial/by-id/usb-FTDI_...-if00-port0 --serial-protocol scale
+"""
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("checkpoint")
+    group.addoption("--serial-port", default=None, help="pyserial URL of a real scanner for the contract suite")
+    group.addoption("--serial-protocol", default="raw", help="protocol of the real scanner (mrz, scale, ...)")
+    group.addoption("--serial-listen-s", type=float, default=10.0, help="how long to listen to the real scanner")
