@@ -72,7 +72,11 @@ def config_check(file: Path, as_json: bool) -> None:
         _echo_json(cfg.model_dump(mode="json"))
     else:
         cams = sum(len(lane.cameras) for lane in cfg.lanes)
-        click.echo(f"{file}: OK (site {cfg.site.id}, edge {cfg.edge.id}, {len(cfg.lanes)} lane(s), {cams} camera(s))")
+        scanners = sum(len(lane.scanners) for lane in cfg.lanes)
+        click.echo(
+            f"{file}: OK (site {cfg.site.id}, edge {cfg.edge.id}, {len(cfg.lanes)} lane(s), {cams} camera(s), "
+            f"{scanners} scanner(s))"
+        )
 
 
 # ---------------------------------------------------------------- run / demo

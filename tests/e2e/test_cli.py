@@ -77,7 +77,7 @@ def test_config_check_ok_and_invalid(tmp_path):
     good = write_config(tmp_path)
     done = cli("config", "check", str(good))
     assert done.returncode == 0, done.stderr
-    assert "OK (site TEST-SITE, edge test-edge, 1 lane(s), 1 camera(s))" in done.stdout
+    assert "OK (site TEST-SITE, edge test-edge, 1 lane(s), 1 camera(s), 0 scanner(s))" in done.stdout
 
     bad = tmp_path / "bad.yaml"
     bad.write_text(good.read_text().replace("fps=5", "fps=-1"))

@@ -78,3 +78,39 @@ def test_scanner_contract(target, tmp_path: Path, request):
         module = protocols.get(protocol)
         assert [r.valid for r in sink.readings] == [True] * len(module.SAMPLES)
         assert b"".join(r.raw for r in sink.readings).rstrip(b"\r\n") == b"".join(module.SAMPLES).rstrip(b"\r\n")
+
+
+def test_serial_over_ethernet_server_via_socket_url_survives_a_dropped_connection():
+    """A serial device server (socket://) that drops the TCP connection: reader reconnects, nothing lost."""
+    import socket
+
+    samples = protocols.get("scale").SAMPLES
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    served: list[int] = []
+
+    def serve() -> None:
+        for _ in range(2):
+            conn, _addr = server.accept()
+            with conn:
+                time.sleep(0.5)  # pyserial's socket:// discards what arrives right on connect
+                conn.sendall(b"".join(samples))
+                served.append(len(samples))
+                time.sleep(0.3)
+        server.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    sink = Collector()
+    reader = SerialReader(f"socket://127.0.0.1:{port}", Decoder("net-scale", "scale"), sink, idle_flush_s=0.2,
+                          backoff_initial=0.1, backoff_max=0.2)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 15
+        while len(sink.readings) < 2 * len(samples) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        reader.stop()
+        reader.join(5)
+    assert served == [len(samples), len(samples)]
+    assert [r.valid for r in sink.readings] == [True] * (2 * len(samples))
+    assert reader.status.reconnects >= 1
