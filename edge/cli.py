@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -290,6 +291,56 @@ def devices(config_file: Path | None, as_json: bool) -> None:
                 click.echo(f"    hint: {row['hint']}")
     if not rows:
         click.echo("no serial ports found", err=True)
+
+
+# ---------------------------------------------------------------- hub
+
+
+@cli.command()
+@click.option("--broker", default="mqtt://127.0.0.1:1883", show_default=True, help="Broker URL (mqtt://host:port).")
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Hub SQLite database (created if missing).")
+@click.option("--prefix", default="checkpoint", show_default=True, help="Topic prefix the edges use.")
+@click.option("--workers", type=click.IntRange(1, 32), default=1, show_default=True,
+              help="Workers in the shared subscription (more can run in other processes).")
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+def hub(broker: str, db_path: Path, prefix: str, workers: int, duration: float | None) -> None:
+    """Run hub workers: store every edge's events once, in order, and acknowledge after commit.
+
+    \b
+    Example:
+      checkpoint hub --broker mqtt://127.0.0.1:1883 --db /var/lib/checkpoint-hub/hub.db --workers 2
+    """
+    import signal
+    import threading
+
+    from sync.hub import HubWorker
+    from sync.hubstore import SqliteHubStore
+    from sync.publisher import BrokerSettings
+
+    _setup_logging("INFO")
+    if not broker.startswith("mqtt://"):
+        raise click.BadParameter("only mqtt://host:port here for now", param_hint="--broker")
+    settings = BrokerSettings.from_url(broker)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    pool = [HubWorker(SqliteHubStore(db_path), settings, prefix=prefix, worker_id=f"w{i + 1}") for i in range(workers)]
+    for worker in pool:
+        worker.start()
+    started = time.monotonic()
+    while not stop.wait(5.0 if duration is None else min(5.0, max(0.05, duration - (time.monotonic() - started)))):
+        stored = sum(w.stats.stored for w in pool)
+        click.echo(f"hub: stored {stored}, duplicates {sum(w.stats.duplicates for w in pool)}, "
+                   f"quarantined {sum(w.stats.quarantined for w in pool)}")
+        if duration is not None and time.monotonic() - started >= duration:
+            break
+    for worker in pool:
+        worker.stop()
+    for worker in pool:
+        worker.join(5)
+    _echo_json({"stored": sum(w.stats.stored for w in pool), "duplicates": sum(w.stats.duplicates for w in pool),
+                "quarantined": sum(w.stats.quarantined for w in pool)})
 
 
 # ---------------------------------------------------------------- bench

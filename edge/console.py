@@ -32,6 +32,9 @@ def format_counters(snap: dict[str, Any]) -> str:
         f" | events {snap['events']} (seq {snap['last_seq']}, queued {snap['queued']})"
         f" | outbox backlog {backlog} | {devices}"
     )
+    sync = snap.get("sync")
+    if sync is not None:
+        line += f" | sync {'up' if sync['connected'] else 'DOWN'}, acked {sync['acked']}, in flight {sync['inflight']}"
     if snap["store_failing"]:
         line += f" | STORE FAILING: {snap['store_failing']}"
     return line

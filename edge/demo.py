@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -13,6 +12,10 @@ from drivers.sim.serial_fleet import SimulatedScanner
 from edge.config import EdgeConfig, load_config
 from edge.console import run_until_stopped
 from edge.store.verify import verify_store
+from sync.hub import HubWorker
+from sync.hubstore import SqliteHubStore
+from sync.localbroker import LocalBroker
+from sync.publisher import BrokerSettings
 
 DEMO_CONFIG = """\
 # Written by `checkpoint demo`: every device here is simulated. The serial
@@ -93,11 +96,19 @@ def run_demo(directory: Path | None, *, duration: float | None, as_json: bool) -
     say(f"database:     {cfg.store.path}")
     say(f"evidence:     {cfg.store.evidence_dir}")
     say("terminal:     none yet in this build (inspector web terminal not part of it)")
-    mosquitto = shutil.which("mosquitto")
-    say(
-        "sync:         edge-only: this build has no hub yet, so events stay in the outbox"
-        + (f" (mosquitto found at {mosquitto})" if mosquitto else " (no mosquitto on PATH)")
-    )
+    broker, workers = None, []
+    if LocalBroker.available():
+        broker = LocalBroker(directory / "broker").start()
+        hub_db = directory / "hub" / "hub.db"
+        settings = BrokerSettings("127.0.0.1", broker.port)
+        workers = [HubWorker(SqliteHubStore(hub_db), settings, worker_id=f"w{i}") for i in (1, 2)]
+        for worker in workers:
+            worker.start()
+        cfg = cfg.model_copy(update={"sync": cfg.sync.model_copy(
+            update={"enabled": True, "broker": f"mqtt://127.0.0.1:{broker.port}"})})
+        say(f"sync:         local mosquitto on 127.0.0.1:{broker.port}, 2 hub workers into {hub_db}")
+    else:
+        say("sync:         edge-only: no mosquitto on PATH, so events stay in the outbox")
     dev = (directory / "dev" / "serial" / "by-id").resolve()
     sims = start_simulated_scanners(cfg, dev)
     say(f"scanners:     {len(sims)} simulated serial devices on ptys under {dev}")
@@ -109,6 +120,18 @@ def run_demo(directory: Path | None, *, duration: float | None, as_json: bool) -
             sim.stop()
         for sim in sims:
             sim.join(2.0)
+        for worker in workers:
+            worker.stop()
+        for worker in workers:
+            worker.join(5.0)
+        if broker is not None:
+            broker.stop()
+    if workers:
+        hub = SqliteHubStore(directory / "hub" / "hub.db")
+        for edge in hub.edges():
+            say(f"hub:          edge {edge['edge_id']} stored up to seq {edge['watermark']}"
+                f" (chain {'OK' if edge['chain_error'] is None else 'BROKEN: ' + edge['chain_error']})")
+        hub.close()
     report = verify_store(cfg.store.path, cfg.store.evidence_dir)
     if report.ok:
         say(f"verify:       OK, {report.events} events chained to seq {report.head_seq}, "

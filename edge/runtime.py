@@ -22,10 +22,12 @@ from drivers.serial.reading import Reading
 from drivers.serial.transport import SerialReader
 from edge import __version__
 from edge.config import CameraConfig, EdgeConfig, ScannerConfig
+from edge.outbox import StoreOutbox, make_publisher
 from edge.pipeline import Analyser, FrameWorker
 from edge.store import Store
 from edge.store.records import audit_payload, reading_payload
 from sync.envelope import canonical_json, format_ts
+from sync.publisher import Publisher
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,8 @@ class Runtime:
         self._monitor: threading.Thread | None = None
         self._reader: Any = None
         self._final_backlog: int | None = None
+        self.publisher: Publisher | None = None
+        self._outbox: StoreOutbox | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -125,6 +129,9 @@ class Runtime:
         for scanner in self.scanners:
             scanner.reader.start()
         self._reader = self.store.reader()
+        if self.config.sync.enabled:
+            self.publisher, self._outbox = make_publisher(self.store, self.config.sync)
+            self.publisher.start()
         self._monitor = threading.Thread(target=self._watch_devices, name="device-monitor", daemon=True)
         self._monitor.start()
         log.info(
@@ -155,6 +162,12 @@ class Runtime:
         self._report_device_changes()
         snap = self.snapshot()
         self._audit("runtime.stop", detail={"uptime_s": round(snap["uptime_s"], 1), "frames": snap["frames"]})
+        if self.publisher is not None:
+            self._drain_to_hub(deadline - 1.0)
+            self.publisher.stop()
+            self.publisher.join(max(0.1, deadline - time.monotonic()))
+        if self._outbox is not None:
+            self._outbox.close()
         if self._reader is not None:
             self._reader.conn.close()
             self._reader = None
@@ -204,10 +217,26 @@ class Runtime:
             "last_seq": stats.last_seq,
             "outbox_backlog": backlog,
             "store_failing": stats.failing,
+            "sync": None if self.publisher is None else {
+                "connected": self.publisher.stats.connected,
+                "published": self.publisher.stats.published,
+                "retransmitted": self.publisher.stats.retransmitted,
+                "acked": self.publisher.stats.acked,
+                "inflight": self.publisher.stats.inflight,
+            },
             "devices": devices,
         }
 
     # ------------------------------------------------------------ internals
+
+    def _drain_to_hub(self, until: float) -> None:
+        """Give the publisher until ``until`` to get the last events acknowledged (they stay queued if not)."""
+        while time.monotonic() < until and self._reader is not None:
+            if self.store.stats.queued == 0 and self._count_backlog(self._reader) == 0:
+                return
+            if self.publisher is None or not self.publisher.stats.connected:
+                return
+            time.sleep(0.05)
 
     @staticmethod
     def _count_backlog(reader: Any) -> int:

@@ -27,7 +27,7 @@ from edge.store.db import atomic, connect
 from edge.store.evidence import EvidenceStore
 from edge.store.migrations import migrate
 from edge.store.records import evidence_refs, rows_for
-from sync.envelope import GENESIS_HASH, EnvelopeError, canonical_json, seal
+from sync.envelope import GENESIS_HASH, EnvelopeError, canonical_json, format_ts, seal
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,14 @@ class _Pending:
     payload: Mapping[str, Any]
     session_id: str | None
     ts: float | None
+    future: Future[int] = field(default_factory=Future)
+
+
+@dataclass
+class _Ack:
+    """The hub acknowledged these events: sync bookkeeping, not a new event."""
+
+    seqs: list[int]
     future: Future[int] = field(default_factory=Future)
 
 
@@ -190,6 +198,14 @@ class Store:
         self._queue.put(item)
         return item.future
 
+    def mark_acked(self, seqs: list[int]) -> Future[int]:
+        """Record the hub's acknowledgement; the future gives how many were newly acked."""
+        if self._closing or self._thread is None:
+            raise StoreClosed("the store is closed")
+        item = _Ack(list(seqs))
+        self._queue.put(item)
+        return item.future
+
     def write(
         self, type: str, payload: Mapping[str, Any], *, session_id: str | None = None, timeout: float = 30.0
     ) -> int:
@@ -217,7 +233,7 @@ class Store:
             item = self._queue.get()
             if item is _STOP:
                 break
-            batch = [item]
+            batch: list[_Pending | _Ack] = [item]
             deadline = time.monotonic() + self.batch_wait_s
             while len(batch) < self.batch_max:
                 remaining = deadline - time.monotonic()
@@ -232,7 +248,7 @@ class Store:
             self._commit_until_done(batch)
         self._db.conn.close()
 
-    def _commit_until_done(self, batch: list[_Pending]) -> None:
+    def _commit_until_done(self, batch: list[_Pending | _Ack]) -> None:
         failing_since: float | None = None
         while True:
             try:
@@ -256,14 +272,23 @@ class Store:
                     self._stats.failing = None
             return
 
-    def _commit(self, batch: list[_Pending]) -> None:
+    def _commit(self, batch: list[_Pending | _Ack]) -> None:
         assert self._db is not None
         conn = self._db.conn
         seq, prev = self._head
         done: list[tuple[_Pending, int]] = []
         rejected: list[tuple[_Pending, Exception]] = []
+        acks: list[tuple[_Ack, int]] = []
         with atomic(self._db):
             for item in batch:
+                if isinstance(item, _Ack):
+                    before = conn.total_changes
+                    conn.executemany(
+                        "UPDATE outbox SET acked_at = ? WHERE seq = ? AND acked_at IS NULL",
+                        [(format_ts(self.clock()), s) for s in item.seqs],
+                    )
+                    acks.append((item, conn.total_changes - before))
+                    continue
                 ts = item.ts if item.ts is not None else self.clock()
                 try:
                     rows = rows_for(item.type, item.payload)
@@ -326,3 +351,5 @@ class Store:
             item.future.set_exception(StoreError(f"{item.type} event rejected: {reason}"))
         for item, s in done:
             item.future.set_result(s)
+        for ack, n in acks:
+            ack.future.set_result(n)

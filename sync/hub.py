@@ -1,0 +1,176 @@
+"""A hub worker: shared-subscription consumer, batched idempotent storage, ack after commit.
+
+Any number of workers can run side by side (MQTT v5 shared subscription: each
+event goes to one of them). A worker validates every message (JSON, envelope
+shape, hash, and that the envelope's ``edge_id`` matches the topic it came on),
+stores a batch in one transaction, and only then acknowledges to each edge.
+Whatever it refuses goes to the quarantine table with the reason: never a
+crash, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
+
+from sync import topics
+from sync.envelope import EnvelopeError, canonical_json, verify_envelope
+from sync.hubstore import SqliteHubStore
+from sync.publisher import BrokerSettings, make_client
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 1 << 20  # an event is small; evidence images travel separately
+
+
+@dataclass
+class HubStats:
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    acks_sent: int = 0
+    batches: int = 0
+
+
+def check_message(topic: str, raw: bytes, prefix: str) -> dict[str, Any]:
+    """The envelope in ``raw``, or ``ValueError`` saying why it is refused."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise ValueError(f"message of {len(raw)} bytes is over the {MAX_MESSAGE_BYTES}-byte limit")
+    topic_edge = topics.edge_of(topic, prefix)
+    if topic_edge is None:
+        raise ValueError(f"not an events topic: {topic[:200]}")
+    try:
+        envelope = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(envelope, dict):
+        raise ValueError("not a JSON object")
+    try:
+        verify_envelope(envelope)
+    except EnvelopeError as exc:
+        raise ValueError(f"invalid envelope: {exc}") from None
+    if envelope["edge_id"] != topic_edge:
+        raise ValueError(f"spoofed: envelope edge_id {envelope['edge_id']!r} on the topic of {topic_edge!r}")
+    return envelope
+
+
+class HubWorker(threading.Thread):
+    def __init__(
+        self,
+        store: SqliteHubStore,
+        broker: BrokerSettings,
+        *,
+        prefix: str = "checkpoint",
+        worker_id: str = "hub-1",
+        batch_max: int = 500,
+        batch_wait_s: float = 0.05,
+    ) -> None:
+        super().__init__(name=f"hub-{worker_id}", daemon=True)
+        self.store = store
+        self.broker = broker
+        self.prefix = prefix
+        self.worker_id = worker_id
+        self.batch_max = batch_max
+        self.batch_wait_s = batch_wait_s
+        self.stats = HubStats()
+        self._inbox: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
+        self._stop_event = threading.Event()
+        self._ready = threading.Event()
+        self._rng = random.Random()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def wait_ready(self, timeout: float) -> bool:
+        return self._ready.wait(timeout)
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        try:
+            if reason.is_failure:
+                log.error("hub %s: broker refused connection: %s", self.worker_id, reason)
+                return
+            client.subscribe(topics.all_events(self.prefix), qos=1)
+            self._ready.set()
+        except Exception:
+            log.exception("hub: on_connect failed")
+
+    def _on_disconnect(self, *_a: Any) -> None:
+        self._ready.clear()
+
+    def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            self._inbox.put((message.topic, bytes(message.payload)))
+        except Exception:
+            log.exception("hub: on_message failed")
+
+    def run(self) -> None:
+        client = make_client(f"hub-{self.worker_id}", self.broker)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        connected = False
+        attempts = 0
+        while not self._stop_event.is_set():
+            if not connected:
+                try:
+                    client.connect(self.broker.host, self.broker.port, keepalive=self.broker.keepalive,
+                                   clean_start=True)
+                    connected, attempts = True, 0
+                except OSError as exc:
+                    attempts += 1
+                    if attempts == 1:
+                        log.warning("hub %s: broker unreachable: %s (retrying)", self.worker_id, exc)
+                    self._stop_event.wait(min(10.0, 0.2 * 2 ** min(attempts, 6)) * self._rng.uniform(0.5, 1))
+                    continue
+            rc = client.loop(timeout=0.02)
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                connected = False
+                self._ready.clear()
+                log.warning("hub %s: connection to broker lost (%s)", self.worker_id, mqtt.error_string(rc))
+                continue
+            self._drain(client)
+        self._drain(client)
+        if connected:
+            client.loop(timeout=0.1)
+            client.disconnect()
+
+    def _drain(self, client: mqtt.Client) -> None:
+        batch: list[dict[str, Any]] = []
+        refused: list[tuple[str, str, bytes]] = []
+        deadline = time.monotonic() + self.batch_wait_s
+        while len(batch) + len(refused) < self.batch_max:
+            try:
+                topic, raw = self._inbox.get(timeout=max(0.0, deadline - time.monotonic())) if batch else \
+                    self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            self.stats.received += 1
+            try:
+                batch.append(check_message(topic, raw, self.prefix))
+            except ValueError as exc:
+                refused.append((topic, str(exc), raw))
+        if refused:
+            self.stats.quarantined += self.store.quarantine(refused)
+            for topic, reason, _raw in refused:
+                log.warning("hub: message on %s quarantined: %s", topic[:200], reason)
+        if not batch:
+            return
+        result = self.store.store(batch)
+        self.stats.batches += 1
+        self.stats.stored += result.new
+        self.stats.duplicates += result.duplicates
+        # Committed: now, and only now, tell each edge.
+        for (edge_id, epoch), seqs in result.acks.items():
+            client.publish(topics.ack(self.prefix, edge_id), canonical_json({"edge_epoch": epoch, "seqs": seqs}),
+                           qos=1)
+            self.stats.acks_sent += 1
