@@ -1,0 +1,168 @@
+"""``Detector``: an ONNX detector in the Ultralytics layout, as the pipeline's ``Analyser``.
+
+Load once (session, layout, sha256, warm-up), then call it with frames::
+
+    detector = Detector("models/xray.onnx", DetectorOptions(threads=2))
+    for det in detector(frame):
+        print(det["class_name"], det["score"], det["box"])  # box in frame pixels
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from models.detections import Detections
+from models.errors import DetectorConfigError, ModelError, ModelLayoutError
+from models.layout import ModelLayout, read_layout
+from models.postprocess import class_thresholds, decode_end2end, decode_yolo, nms
+from models.preprocess import letterbox, unletterbox_boxes
+from models.session import open_session, resolve_providers, sha256_file
+from models.tiling import downscale_needed, merge_detections, plan_tiles, shift, tile_size
+
+log = logging.getLogger(__name__)
+
+
+class HasImage(Protocol):
+    """Anything with an ``image`` (a ``drivers.camera.base.Frame``, for one)."""
+
+    @property
+    def image(self) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class DetectorOptions:
+    """How to run a model. ``class_names`` and ``imgsz`` apply only when the model lacks them."""
+
+    conf: float = 0.25  # default score threshold
+    class_conf: Mapping[str, float] = field(default_factory=dict)  # per class name, overrides conf
+    iou: float = 0.5  # NMS IoU threshold (class-aware)
+    max_det: int = 300
+    max_candidates: int = 30000  # boxes over threshold kept for NMS, best first
+    threads: int | None = None  # intra-op threads; None: onnxruntime's default (one per core)
+    providers: Sequence[str] = ("cpu",)  # e.g. ("cuda", "cpu"); missing ones are skipped with a warning
+    warmup_runs: int = 1
+    class_names: Sequence[str] | None = None
+    imgsz: tuple[int, int] | None = None  # (height, width)
+    tiling: Literal["auto", "always", "never"] = "auto"
+    tile_max_downscale: float = 2.0  # auto: tile when the whole frame must shrink more than this
+    tile_overlap: float = 0.2
+    tile_full_frame: bool = True  # also run the whole frame, for objects larger than a tile
+    tile_merge_threshold: float = 0.5  # intersection over the smaller box
+
+
+class Detector:
+    """Runs one ONNX detector; thread-safe (onnxruntime sessions are)."""
+
+    def __init__(self, path: str | Path, options: DetectorOptions | None = None) -> None:
+        self.path = Path(path)
+        self.options = options or DetectorOptions()
+        self.providers = resolve_providers(self.options.providers, self.path)
+        self._session = open_session(self.path, self.providers, self.options.threads)
+        self.model_sha256: str | None = sha256_file(self.path)
+        self.layout: ModelLayout = read_layout(self._session, self.path, self.options.class_names, self.options.imgsz)
+        self.class_names = self.layout.class_names
+        self._thresholds = self._class_thresholds()
+        self.warmup_ms = self._warm_up()
+        log.info(
+            "model %s loaded: %s output, input %dx%d (h x w), %d classes, providers %s, warm-up %.1f ms",
+            self.path,
+            self.layout.kind,
+            self.layout.input_hw[0],
+            self.layout.input_hw[1],
+            self.layout.num_classes,
+            ",".join(self._session.get_providers()),
+            self.warmup_ms,
+        )
+
+    def _class_thresholds(self) -> np.ndarray:
+        ids = {name: i for i, name in enumerate(self.class_names)}
+        unknown = sorted(set(self.options.class_conf) - set(ids))
+        if unknown:
+            raise DetectorConfigError(
+                self.path, f"class_conf names unknown classes {unknown}", f"the model's classes are {list(ids)}"
+            )
+        per_class = {ids[name]: value for name, value in self.options.class_conf.items()}
+        return class_thresholds(self.layout.num_classes, self.options.conf, per_class)
+
+    def _warm_up(self) -> float:
+        start = time.perf_counter()
+        height, width = self.layout.input_hw
+        for _ in range(self.options.warmup_runs):
+            self.detect(np.zeros((height, width, 3), np.uint8))
+        return (time.perf_counter() - start) * 1000.0
+
+    def __call__(self, frame: HasImage) -> list[dict[str, Any]]:
+        """The ``Analyser`` protocol: detections in frame pixels, best first."""
+        return self.detect(frame.image).to_dicts(self.class_names)
+
+    def detect(self, image: np.ndarray) -> Detections:
+        """Detections for one image (grey or BGR), in its pixels; tiled when it is much larger than the input."""
+        frame_hw = (int(image.shape[0]), int(image.shape[1]))
+        opts = self.options
+        shrink = downscale_needed(frame_hw, self.layout.input_hw)
+        if opts.tiling == "never" or (opts.tiling == "auto" and shrink <= opts.tile_max_downscale):
+            return self._detect_window(image)
+        tiles = plan_tiles(
+            frame_hw, tile_size(frame_hw, self.layout.input_hw, opts.tile_max_downscale), opts.tile_overlap
+        )
+        parts = [shift(self._detect_window(tile.crop(image)), tile) for tile in tiles]
+        if opts.tile_full_frame and len(tiles) > 1:
+            parts.append(self._detect_window(image))
+        merged = merge_detections(Detections.concat(parts), opts.tile_merge_threshold)
+        return merged.take(np.argsort(-merged.scores, kind="stable")[: opts.max_det])
+
+    def _detect_window(self, image: np.ndarray) -> Detections:
+        tensor, info = letterbox(image, self.layout.input_hw, self.layout.channels)
+        raw = self._run(tensor.astype(self.layout.input_dtype, copy=False))
+        if self.layout.kind == "end2end":
+            dets = decode_end2end(raw, self._thresholds, self.layout.num_classes)
+            dets = dets.take(slice(0, self.options.max_det))
+        else:
+            dets = nms(
+                decode_yolo(raw, self._thresholds, self.options.max_candidates), self.options.iou, self.options.max_det
+            )
+        return Detections(unletterbox_boxes(dets.boxes, info), dets.scores, dets.class_ids)
+
+    def _run(self, tensor: np.ndarray) -> np.ndarray:
+        try:
+            raw = self._session.run([self.layout.output_name], {self.layout.input_name: tensor})[0]
+        except Exception as exc:  # onnxruntime's pybind errors, translated at the adapter
+            raise ModelError(self.path, f"inference failed: {str(exc).strip()[:300]}") from exc
+        raw = np.asarray(raw, np.float32)
+        expected_rows = 6 if self.layout.kind == "end2end" else 4 + self.layout.num_classes
+        axis = 2 if self.layout.kind == "end2end" else 1
+        if raw.ndim != 3 or raw.shape[0] != 1 or raw.shape[axis] != expected_rows:
+            raise ModelLayoutError(
+                self.path, f"output shape {list(raw.shape)} does not fit a {self.layout.kind} layout"
+            )
+        return raw
+
+    def info(self) -> dict[str, Any]:
+        """What ``checkpoint model info`` shows."""
+        meta = self.layout.metadata
+        return {
+            "path": str(self.path),
+            "sha256": self.model_sha256,
+            "size_bytes": self.path.stat().st_size,
+            "output": self.layout.kind,
+            "output_shape": list(self.layout.output_shape),
+            "input": self.layout.input_name,
+            "input_height": self.layout.input_hw[0],
+            "input_width": self.layout.input_hw[1],
+            "channels": self.layout.channels,
+            "input_dtype": np.dtype(self.layout.input_dtype).name,
+            "classes": list(self.class_names),
+            "thresholds": {name: float(t) for name, t in zip(self.class_names, self._thresholds, strict=True)},
+            "providers": list(self._session.get_providers()),
+            "threads": self.options.threads,
+            "tiling": self.options.tiling,
+            "warmup_ms": round(self.warmup_ms, 1),
+            "metadata": {k: meta[k] for k in sorted(meta)},
+        }
