@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ import click
 
 from edge import __version__
 from edge.errors import EdgeError
+from models.errors import ModelError
 
 log = logging.getLogger("checkpoint")
 
@@ -70,7 +72,13 @@ def config_check(file: Path, as_json: bool) -> None:
 
     cfg = load_config(file)
     if as_json:
-        _echo_json(cfg.model_dump(mode="json"))
+        from drivers.camera.registry import redact_url
+
+        dump = cfg.model_dump(mode="json")  # SecretStr fields dump masked
+        for lane in dump["lanes"]:
+            for camera in lane["cameras"]:
+                camera["url"] = redact_url(camera["url"])
+        _echo_json(dump)
     else:
         cams = sum(len(lane.cameras) for lane in cfg.lanes)
         scanners = sum(len(lane.scanners) for lane in cfg.lanes)
@@ -199,6 +207,8 @@ def events(db_path: Path, after: int, limit: int | None) -> None:
     try:
         for envelope in iter_envelopes(db, after=after, limit=limit):
             _echo_json(envelope)
+    except (sqlite3.DatabaseError, ValueError) as exc:
+        raise EdgeError(f"{db_path}: cannot read events: {exc}") from exc
     finally:
         db.conn.close()
 
@@ -243,7 +253,7 @@ def decode(protocol: str, source: Path, framing: str | None, device_id: str, str
     try:
         while True:
             data = fh.read1(65536) if hasattr(fh, "read1") else fh.read(65536)
-            readings = decoder.feed(data, time.time()) if data else decoder.flush(time.time())
+            readings = decoder.feed(data, time.time()) if data else decoder.close(time.time())
             for reading in readings:
                 total += 1
                 invalid += 0 if reading.valid else 1
@@ -291,6 +301,28 @@ def devices(config_file: Path | None, as_json: bool) -> None:
                 click.echo(f"    hint: {row['hint']}")
     if not rows:
         click.echo("no serial ports found", err=True)
+
+
+# ---------------------------------------------------------------- model
+
+
+@cli.group()
+def model() -> None:
+    """ONNX detector models."""
+
+
+@model.command("info")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def model_info(file: Path) -> None:
+    """Load FILE as the runtime would and print its metadata, layout and SHA-256 as JSON.
+
+    \b
+    Example:
+      checkpoint model info models/xray-det.onnx
+    """
+    from models.detector import Detector
+
+    _echo_json(Detector(file).info())
 
 
 # ---------------------------------------------------------------- hub
@@ -426,6 +458,9 @@ def main() -> None:
     except EdgeError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except ModelError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -91,6 +92,14 @@ def _protocol(name: str) -> str:
     return name
 
 
+def _unescape(text: str) -> bytes:
+    """``"S\\r\\n"`` as written in YAML to the bytes sent to the device."""
+    try:
+        return text.encode("latin-1").decode("unicode_escape").encode("latin-1")
+    except (UnicodeEncodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not a byte string with \\r \\n \\xNN escapes: {exc.reason}") from None
+
+
 class ScannerConfig(Strict):
     id: Ident = Field(description="Device id, unique on this edge, e.g. mrz-1.")
     url: str = Field(
@@ -125,8 +134,15 @@ class ScannerConfig(Strict):
                 raise ValueError(f"framing: {exc}") from None
         return self
 
+    @field_validator("poll")
+    @classmethod
+    def _poll_is_encodable(cls, value: str | None) -> str | None:
+        if value is not None:
+            _unescape(value)
+        return value
+
     def poll_bytes(self) -> bytes | None:
-        return None if self.poll is None else self.poll.encode("latin-1").decode("unicode_escape").encode("latin-1")
+        return None if self.poll is None else _unescape(self.poll)
 
 
 class LaneConfig(Strict):
@@ -177,6 +193,25 @@ class SyncConfig(Strict):
         return self
 
 
+class DetectorConfig(Strict):
+    model: ConfigPath = Field(description="ONNX detector in the Ultralytics YOLOv8/YOLO11 export layout.")
+    conf: float = Field(0.25, ge=0, le=1, description="Default score threshold.")
+    class_conf: dict[str, float] = Field(
+        default_factory=dict, description="Per-class score thresholds by class name, e.g. {weapon: 0.2}."
+    )
+    iou: float = Field(0.5, gt=0, le=1, description="IoU threshold of class-aware NMS.")
+    threads: int | None = Field(None, ge=1, le=64, description="Inference threads (default: one per core).")
+    providers: list[str] = Field(
+        default_factory=lambda: ["cpu"], description="Execution providers in order: cpu, cuda, openvino, tensorrt."
+    )
+    tiling: Literal["auto", "always", "never"] = Field(
+        "auto", description="Tile large scans with overlap ('auto': when the frame would shrink more than 2x)."
+    )
+    tile_overlap: float = Field(0.2, ge=0, lt=0.9, description="Overlap between neighbouring tiles.")
+    class_names: list[str] | None = Field(None, description="Class names, only for models without metadata.")
+    imgsz: tuple[int, int] | None = Field(None, description="Input [height, width], only for models without metadata.")
+
+
 class LoggingConfig(Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
 
@@ -187,6 +222,7 @@ class EdgeConfig(Strict):
     site: SiteConfig = Field(description="The crossing point.")
     edge: EdgeBoxConfig = Field(description="This edge box.")
     lanes: list[LaneConfig] = Field(min_length=1, description="Lanes served by this box.")
+    detector: DetectorConfig | None = Field(None, description="Detection on scans; absent: scans are stored only.")
     store: StoreConfig = Field(description="The evidentiary store.")
     sync: SyncConfig = Field(description="MQTT sync to the hub.")
     logging: LoggingConfig = Field(description="Logging.")

@@ -61,7 +61,11 @@ def run_until_stopped(
     every = status_every if status_every is not None else (1.0 if live else 5.0)
     runtime = Runtime(config)
     try:
-        runtime.start()
+        runtime.start()  # a failed start cleans up after itself and its error is the one reported
+    except BaseException:
+        _restore(previous)
+        raise
+    try:
         if on_started is not None:
             on_started(runtime)
         deadline = None if duration is None else time.monotonic() + duration
@@ -79,14 +83,18 @@ def run_until_stopped(
         try:
             runtime.stop(STOP_TIMEOUT_S)
         finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
+            _restore(previous)
     snap = runtime.snapshot()
     snap["stop_s"] = round(time.monotonic() - stopping, 3)
     if live:
         out.write("\n")
     _print(out, snap, False, as_json)
     return snap
+
+
+def _restore(previous: dict[signal.Signals, Any]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
 
 
 def _print(out: TextIO, snap: dict[str, Any], live: bool, as_json: bool) -> None:

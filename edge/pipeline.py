@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -44,6 +44,7 @@ class WorkerCounters:
     analysed: int = 0
     detections: int = 0
     evidence_errors: int = 0
+    analysis_errors: int = 0
     store_errors: int = 0
 
 
@@ -64,8 +65,6 @@ class FrameWorker(threading.Thread):
         slot: LatestFrameSlot,
         store: Store,
         analyser: Analyser | None = None,
-        *,
-        clock: Callable[[], float] | None = None,
     ) -> None:
         super().__init__(name=f"analyse-{camera.id}", daemon=True)
         self.lane_id = lane_id
@@ -76,6 +75,7 @@ class FrameWorker(threading.Thread):
         self.counters = WorkerCounters()
         self._stop_event = threading.Event()
         self._evidence_failing = False
+        self._analysis_failing = False
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -92,7 +92,21 @@ class FrameWorker(threading.Thread):
                 log.exception("camera %s: frame %d could not be processed", self.camera.id, frame.seq)
 
     def process(self, frame: Frame) -> Future[int]:
-        detections = list(self.analyser(frame)) if self.analyser is not None else []
+        detections: list[dict[str, Any]] = []
+        analysis_error = None
+        if self.analyser is not None:
+            try:
+                detections = list(self.analyser(frame))
+                if self._analysis_failing:
+                    self._analysis_failing = False
+                    log.warning("camera %s: analysis works again", self.camera.id)
+            except Exception as exc:
+                # The scan is still evidence: store it, marked as not analysed, and say so once.
+                analysis_error = f"{type(exc).__name__}: {exc}"
+                self.counters.analysis_errors += 1
+                if not self._analysis_failing:
+                    self._analysis_failing = True
+                    log.error("camera %s: frames stored without analysis: %s", self.camera.id, analysis_error)
         evidence = []
         if self.camera.evidence == "all":
             try:
@@ -118,6 +132,8 @@ class FrameWorker(threading.Thread):
             detections=detections,
             model_sha256=self.analyser.model_sha256 if self.analyser is not None else None,
         )
+        if analysis_error is not None:
+            payload["analysis_error"] = analysis_error
         future = self.store.submit("frame.analysed", payload)
         self.counters.analysed += 1
         self.counters.detections += len(detections)

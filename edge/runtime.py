@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,11 +22,13 @@ from drivers.serial.decoder import Decoder
 from drivers.serial.reading import Reading
 from drivers.serial.transport import SerialReader
 from edge import __version__
-from edge.config import CameraConfig, EdgeConfig, ScannerConfig
+from edge.config import CameraConfig, DetectorConfig, EdgeConfig, ScannerConfig
+from edge.errors import StoreError
 from edge.outbox import StoreOutbox, make_publisher
 from edge.pipeline import Analyser, FrameWorker
 from edge.store import Store
 from edge.store.records import audit_payload, reading_payload
+from models.detector import Detector, DetectorOptions
 from sync.envelope import canonical_json, format_ts
 from sync.publisher import Publisher
 
@@ -50,6 +53,15 @@ class ScannerUnit:
     config: ScannerConfig
     reader: SerialReader
     reported_state: str = ""
+
+
+def load_detector(cfg: DetectorConfig) -> Detector:
+    options = DetectorOptions(
+        conf=cfg.conf, class_conf=dict(cfg.class_conf), iou=cfg.iou, threads=cfg.threads,
+        providers=tuple(cfg.providers), tiling=cfg.tiling, tile_overlap=cfg.tile_overlap,
+        class_names=cfg.class_names, imgsz=cfg.imgsz,
+    )
+    return Detector(cfg.model, options)
 
 
 class Runtime:
@@ -82,13 +94,33 @@ class Runtime:
         self._reader: Any = None
         self._final_backlog: int | None = None
         self.publisher: Publisher | None = None
+        self._started = False
         self._outbox: StoreOutbox | None = None
 
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
         self.started_at = time.monotonic()
+        if self.analyser is None and self.config.detector is not None:
+            self.analyser = load_detector(self.config.detector)  # before the store: a bad model stops us here
         self.store.open()
+        try:
+            self._start_devices()
+        except BaseException:
+            # Leave nothing running behind a failed start, and keep its error the one reported.
+            self._stop.set()
+            for unit in self.units:
+                unit.capture.stop()
+                unit.worker.stop()
+            for scanner in self.scanners:
+                scanner.reader.stop()
+            if self.publisher is not None:
+                self.publisher.stop()
+            self.store.close()
+            raise
+        self._started = True
+
+    def _start_devices(self) -> None:
         self._audit(
             "runtime.start",
             detail={
@@ -144,6 +176,9 @@ class Runtime:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop capture, drain analysis, record the stop and flush the store."""
+        if not self._started:
+            return
+        self._started = False
         deadline = time.monotonic() + timeout
         self._stop.set()
         for unit in self.units:
@@ -161,7 +196,14 @@ class Runtime:
             self._monitor.join(max(0.1, deadline - time.monotonic()))
         self._report_device_changes()
         snap = self.snapshot()
-        self._audit("runtime.stop", detail={"uptime_s": round(snap["uptime_s"], 1), "frames": snap["frames"]})
+        try:
+            self._audit(
+                "runtime.stop",
+                detail={"uptime_s": round(snap["uptime_s"], 1), "frames": snap["frames"]},
+                timeout=max(0.1, deadline - time.monotonic() - 1.0),
+            )
+        except StoreError as exc:
+            log.error("runtime.stop not recorded: %s", exc)
         if self.publisher is not None:
             self._drain_to_hub(deadline - 1.0)
             self.publisher.stop()
@@ -242,33 +284,41 @@ class Runtime:
     def _count_backlog(reader: Any) -> int:
         return int(reader.conn.execute("SELECT count(*) FROM outbox WHERE acked_at IS NULL").fetchone()[0])
 
-    def _audit(self, action: str, *, target: str | None = None, detail: dict[str, Any] | None = None) -> None:
+    def _audit(
+        self, action: str, *, target: str | None = None, detail: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> None:
         payload = audit_payload(ts=format_ts(self.clock()), actor="system", action=action, target=target, detail=detail)
-        self.store.submit("audit", payload)
+        self.store.submit("audit", payload, timeout=timeout)
 
     def _watch_devices(self) -> None:
         while not self._stop.wait(0.5):
-            self._report_device_changes()
+            try:
+                self._report_device_changes()
+            except Exception:  # one failed report must not end device reporting
+                log.exception("device status could not be recorded")
 
     def _reading_sink(self, lane_id: str) -> Callable[[Reading], None]:
         def sink(r: Reading) -> None:
-            self.store.submit(
-                "reading",
-                reading_payload(
-                    device_id=r.device_id,
-                    protocol=r.protocol,
-                    ts=format_ts(r.ts),
-                    raw=r.raw,
-                    valid=r.valid,
-                    fields=r.fields,
-                    error=r.error,
-                    lane_id=lane_id,
-                    kind=r.kind,
-                    failed=r.failed,
-                ),
+            payload = reading_payload(
+                device_id=r.device_id, protocol=r.protocol, ts=format_ts(r.ts), raw=r.raw, valid=r.valid,
+                fields=r.fields, error=r.error, lane_id=lane_id, kind=r.kind, failed=r.failed,
             )
+            future = self.store.submit("reading", payload)
+            future.add_done_callback(lambda f: self._keep_raw_if_rejected(f, r, lane_id))
 
         return sink
+
+    def _keep_raw_if_rejected(self, future: Future[int], r: Reading, lane_id: str) -> None:
+        """A parser bug produced fields the store refuses: keep the device's bytes anyway."""
+        exc = future.exception()
+        if not isinstance(exc, StoreError) or "rejected" not in str(exc):
+            return
+        payload = reading_payload(
+            device_id=r.device_id, protocol=r.protocol, ts=format_ts(r.ts), raw=r.raw, valid=False, fields={},
+            error=f"parsed fields could not be stored: {exc}", lane_id=lane_id, kind=r.kind, failed=["unstorable"],
+        )
+        self.store.submit("reading", payload)
 
     def _report_device_changes(self) -> None:
         devices: list[tuple[CameraUnit | ScannerUnit, str, str, str, str | None]] = [

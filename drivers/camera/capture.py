@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from drivers.backoff import full_jitter
 from drivers.camera.base import Camera, Frame
 from drivers.camera.registry import redact_url
 from drivers.errors import DeviceUnavailable, EndOfStream
@@ -160,9 +161,7 @@ class CaptureThread(threading.Thread):
                     self._status.frames += 1
 
     def _backoff(self, attempts: int) -> float:
-        """Full jitter: uniform in [0, min(max, initial * 2**(attempts-1))]."""
-        ceiling = min(self._backoff_max, self._backoff_initial * 2 ** min(attempts - 1, 32))
-        return self._rng.uniform(0.0, ceiling)
+        return full_jitter(attempts, self._backoff_initial, self._backoff_max, self._rng)
 
     def _set_state(self, state: State) -> None:
         with self._lock:

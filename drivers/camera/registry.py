@@ -6,6 +6,7 @@ Each driver module declares its scheme(s), a pydantic model of its query options
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,16 +56,24 @@ def schemes() -> Mapping[str, DriverSpec]:
     return dict(_REGISTRY)
 
 
+# Query keys that carry credentials in camera URLs (snapshot CGIs: ?user=admin&pwd=...).
+_SECRET_KEYS = re.compile(r"(?i)^(pass|passwd|password|pwd|secret|token|key|auth|api_?key|access_?token)$")
+
+
 def redact_url(url: str) -> str:
-    """The URL with any password replaced, safe for logs and the database."""
+    """The URL with any password (in the authority or the query) replaced, safe for logs and the database."""
     parts = urlsplit(url)
-    if parts.password is None:
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username or ''}:***@{netloc.rpartition('@')[2]}"  # keeps [IPv6] hosts and ports as written
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(_SECRET_KEYS.match(k) for k, _ in pairs):
+            query = "&".join(f"{k}={'***' if _SECRET_KEYS.match(k) else v}" for k, v in pairs)
+    if netloc == parts.netloc and query == parts.query:
         return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = parts.username or ""
-    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def parse_options(url: str, spec: DriverSpec) -> BaseModel:

@@ -17,6 +17,10 @@ from drivers.serial.reading import Reading
 
 log = logging.getLogger(__name__)
 
+# Bare line ends carried to the next reading, at most; a device sending nothing but
+# blank lines gets them stored as a reading of their own past this.
+MAX_CARRY = 256
+
 _NOT_A_FRAME = {
     "garbage": "bytes outside a frame",
     "overflow": "frame longer than max_len",
@@ -51,12 +55,21 @@ class Decoder:
         return self._readings(self.framer.feed(data), ts)
 
     def flush(self, ts: float) -> list[Reading]:
+        """Whatever the framer holds (a half-sent frame) as readings; bare line ends stay carried."""
         return self._readings(self.framer.flush(), ts)
+
+    def close(self, ts: float) -> list[Reading]:
+        """The final flush: line ends still carried become a reading of their own."""
+        readings = self.flush(ts)
+        if self._carry:
+            readings.append(self._reading(Chunk("garbage", self._carry, self._carry, "line ends only"), ts))
+            self._carry = b""
+        return readings
 
     def _readings(self, chunks: list[Chunk], ts: float) -> list[Reading]:
         out = []
         for chunk in chunks:
-            if chunk.error == EMPTY_LINE:
+            if chunk.error == EMPTY_LINE and len(self._carry) + len(chunk.data) <= MAX_CARRY:
                 # A bare line end (the LF of a CRLF after an MRZ block, a blank line) is
                 # not a reading of its own; its bytes go into the next reading's raw.
                 self.empty_lines += 1

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import serial
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from drivers.backoff import full_jitter
 from drivers.serial.decoder import Decoder
 from drivers.serial.reading import Reading
 
@@ -150,7 +151,7 @@ class SerialReader(threading.Thread):
                     self._set_state("down", error)
                 self._stop_event.wait(self._backoff(attempts + 1))
         finally:
-            self._emit(self.decoder.flush(self._clock()))
+            self._emit(self.decoder.close(self._clock()))
             self._close_port()
             self._set_state("stopped", self.status.last_error)
 
@@ -185,8 +186,7 @@ class SerialReader(threading.Thread):
                 log.exception("serial device %s: reading could not be handed on", self.device_id)
 
     def _backoff(self, attempts: int) -> float:
-        ceiling = min(self._backoff_max, self._backoff_initial * 2 ** min(attempts - 1, 32))
-        return self._rng.uniform(0.0, ceiling)
+        return full_jitter(attempts, self._backoff_initial, self._backoff_max, self._rng)
 
     def _set_state(self, state: State, error: str | None) -> None:
         with self._lock:

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
 import sqlite_utils
 
+from edge.errors import StoreError
 from sync.envelope import SCHEMA
 
 OUTBOX_SELECT = "SELECT seq, event_id, ts, type, session_id, payload, prev_hash, hash FROM outbox"
 
 
 def meta(db: sqlite_utils.Database) -> dict[str, str]:
-    return dict(db.conn.execute("SELECT key, value FROM meta").fetchall())
+    try:
+        return dict(db.conn.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"not a checkpoint store: {exc}") from exc
 
 
 def envelope_from_row(edge_id: str, edge_epoch: str, row: tuple[Any, ...]) -> dict[str, Any]:

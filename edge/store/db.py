@@ -35,7 +35,10 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite_utils.Databas
                 raise StoreError(f"{path}: no such database")
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"{path}: cannot create its folder: {exc.strerror}") from exc
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         for name, value in PRAGMAS:
             if readonly and name == "journal_mode":

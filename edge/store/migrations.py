@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 # Tables whose rows are each written by exactly one event and checked against it.
 APPEND_ONLY = ("readings", "frames", "detections", "decisions", "audit_log")
 
+# Triggers that make the record append-only; verify reports any that are missing.
+GUARD_TRIGGERS = ("outbox_no_delete", "outbox_no_update") + tuple(
+    f"{t}_no_{op}" for t in APPEND_ONLY for op in ("update", "delete")
+)
+
 _V1 = """
 CREATE TABLE meta (
     key TEXT PRIMARY KEY,

@@ -6,9 +6,12 @@ the hash before it); every row of the record tables equal to the rows its event
 implies (an edited, deleted or inserted row is caught); every evidence file
 present and hashing to its name.
 
-Limit: an attacker who deletes the newest events *and* their rows leaves a
-shorter chain that still verifies locally; the hub, which holds the acked head,
-is what catches that.
+What it cannot see on its own: the chain carries no secret, so someone with
+write access to the file who drops the guard triggers (reported here) and then
+rewrites events *and recomputes every later hash*, or deletes the newest events
+with their rows, leaves a chain that verifies locally. The hub, which holds
+every acknowledged event and the head hash, is what catches that; events not
+yet acknowledged are protected only by the file's permissions.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 from edge.store.chain import OUTBOX_SELECT, envelope_from_row, meta
 from edge.store.db import connect
 from edge.store.evidence import EvidenceStore
+from edge.store.migrations import GUARD_TRIGGERS
 from edge.store.records import RECORD_TABLES, evidence_refs, rows_for
 from sync.envelope import GENESIS_HASH, EnvelopeError, verify_envelope
 
@@ -101,12 +105,18 @@ def verify_store(db_path: str | Path, evidence_dir: str | Path | None = None) ->
             return report
         if integrity != ["ok"]:
             report.add(f"SQLite integrity_check: {'; '.join(integrity[:5])}")
+        # One read transaction: every table is read from the same WAL snapshot, so a
+        # store being written to while it is verified is not mistaken for a tampered one.
+        conn.execute("BEGIN")
         try:
             m = meta(db)
             edge_id, epoch = m["edge_id"], m["edge_epoch"]
         except (sqlite3.Error, KeyError) as exc:
             report.add(f"not a checkpoint store (meta missing: {exc})")
             return report
+        present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+        for trigger in sorted(set(GUARD_TRIGGERS) - present):
+            report.add(f"guard trigger {trigger} was dropped (the append-only protection was removed)")
 
         tables = {t: _table_rows(conn, t) for t in RECORD_TABLES}
         seen_seqs: set[int] = set()

@@ -127,6 +127,9 @@ class Store:
         self._stats = StoreStats()
         self._lock = threading.Lock()
         self._closing = False
+        self._close_deadline = float("inf")
+        self._abandon = False
+        self._dead: str | None = None
         self._thread: threading.Thread | None = None
         self._db: sqlite_utils.Database | None = None
         self.edge_epoch = ""
@@ -160,15 +163,24 @@ class Store:
         return self
 
     def close(self, timeout: float = 10.0) -> None:
-        """Commit everything submitted so far, then stop the writer."""
+        """Commit everything submitted so far, then stop the writer, all within ``timeout``.
+
+        If the disk refuses writes until then, what is still queued is given up
+        (and counted in the log): the process is being stopped and cannot hold it.
+        """
+        deadline = time.monotonic() + timeout
         with self._lock:
             if self._closing:
                 return
             self._closing = True
+            self._close_deadline = deadline - min(1.0, timeout / 4)
         if self._thread is None:
             return
-        self._queue.put(_STOP)
-        self._thread.join(timeout)
+        try:
+            self._queue.put(_STOP, timeout=max(0.01, self._close_deadline - time.monotonic()))
+        except queue.Full:
+            self._abandon = True  # the writer stops after its current batch
+        self._thread.join(max(0.01, deadline - time.monotonic()))
         if self._thread.is_alive():
             raise StoreError(f"store writer did not finish within {timeout:.0f} s ({self._queue.qsize()} queued)")
 
@@ -187,24 +199,29 @@ class Store:
         *,
         session_id: str | None = None,
         ts: float | None = None,
+        timeout: float | None = None,
     ) -> Future[int]:
         """Queue an event; the future gives its ``seq`` once committed.
 
-        Blocks while the queue is full (back-pressure rather than loss).
+        Blocks while the queue is full (back-pressure rather than loss), at most
+        ``timeout`` seconds when one is given.
         """
+        return self._enqueue(_Pending(type, payload, session_id, ts), timeout)
+
+    def _enqueue(self, item: _Pending | _Ack, timeout: float | None) -> Future[int]:
         if self._closing or self._thread is None:
             raise StoreClosed("the store is closed")
-        item = _Pending(type, payload, session_id, ts)
-        self._queue.put(item)
+        if self._dead is not None:
+            raise StoreError(f"the store writer stopped: {self._dead}")
+        try:
+            self._queue.put(item, timeout=timeout)
+        except queue.Full:
+            raise StoreError(f"store queue full ({self._queue.maxsize} waiting): the disk is not keeping up") from None
         return item.future
 
     def mark_acked(self, seqs: list[int]) -> Future[int]:
         """Record the hub's acknowledgement; the future gives how many were newly acked."""
-        if self._closing or self._thread is None:
-            raise StoreClosed("the store is closed")
-        item = _Ack(list(seqs))
-        self._queue.put(item)
-        return item.future
+        return self._enqueue(_Ack(list(seqs)), None)
 
     def write(
         self, type: str, payload: Mapping[str, Any], *, session_id: str | None = None, timeout: float = 30.0
@@ -228,8 +245,30 @@ class Store:
 
     def _run(self) -> None:
         assert self._db is not None
+        try:
+            self._loop()
+            # Anything submitted in the instant before close() took effect is still committed.
+            leftover = []
+            while not self._abandon:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not _STOP:
+                    leftover.append(item)
+            for i in range(0, len(leftover), self.batch_max):
+                self._commit_until_done(leftover[i : i + self.batch_max])
+        except BaseException as exc:  # the writer must never vanish silently
+            log.exception("store writer stopped")
+            self._dead = f"{type(exc).__name__}: {exc}"
+            with self._lock:
+                self._stats.failing = self._dead
+        finally:
+            self._db.conn.close()
+
+    def _loop(self) -> None:
         stop = False
-        while not stop:
+        while not stop and not self._abandon:
             item = self._queue.get()
             if item is _STOP:
                 break
@@ -246,7 +285,6 @@ class Store:
                     break
                 batch.append(nxt)
             self._commit_until_done(batch)
-        self._db.conn.close()
 
     def _commit_until_done(self, batch: list[_Pending | _Ack]) -> None:
         failing_since: float | None = None
@@ -259,12 +297,15 @@ class Store:
                     log.error("store write failing, %d events held in memory and retried: %s", len(batch), exc)
                     with self._lock:
                         self._stats.failing = str(exc)
-                if self._closing and time.monotonic() - failing_since > self.retry_s * 5:
+                if self._closing and time.monotonic() >= self._close_deadline:
+                    self._abandon = True
+                    log.error("store closing with the disk still failing: %d event(s) not stored (%d more queued)",
+                              len(batch), self._queue.qsize())
                     err = StoreError(f"could not commit to {self.path}: {exc}")
                     for item in batch:
                         item.future.set_exception(err)
                     return
-                time.sleep(self.retry_s)
+                time.sleep(min(self.retry_s, max(0.01, self._close_deadline - time.monotonic())))
                 continue
             if failing_since is not None:
                 log.warning("store writes recovered after %.1f s", time.monotonic() - failing_since)
@@ -329,7 +370,10 @@ class Store:
                         )
                     for ref in evidence_refs(item.payload):
                         conn.execute(_INSERT_EVIDENCE, (ref["sha256"], ref["media_type"], ref["bytes"], envelope["ts"]))
-                except sqlite3.IntegrityError as exc:
+                except (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError,
+                        sqlite3.DataError, OverflowError, TypeError, ValueError, KeyError) as exc:
+                    # This event's values cannot be stored (a list where text goes, an integer
+                    # past 64 bits): reject it alone; the rest of the batch goes on.
                     conn.execute("ROLLBACK TO event")
                     conn.execute("RELEASE event")
                     rejected.append((item, exc))

@@ -114,8 +114,9 @@ def test_demo_leaves_a_record_that_verifies_and_tampering_is_caught(tmp_path):
     conn.close()
     done = cli("verify", "--db", str(db))
     assert done.returncode == 1
-    assert done.stderr.startswith("BROKEN: frames: row for seq ")
-    assert "column 'camera_id'" in done.stderr.splitlines()[0]
+    lines = done.stderr.splitlines()
+    assert lines[0] == "BROKEN: guard trigger frames_no_update was dropped (the append-only protection was removed)"
+    assert lines[1].startswith("  also: frames: row for seq ") and "column 'camera_id'" in lines[1]
 
 
 def test_tampered_evidence_file_fails_verify(tmp_path):

@@ -76,7 +76,10 @@ def test_scanner_contract(target, tmp_path: Path, request):
     assert status.readings == len(sink.readings)
     if device is not None:
         module = protocols.get(protocol)
-        assert [r.valid for r in sink.readings] == [True] * len(module.SAMPLES)
+        # Only the samples' frames, plus at most the last bare line end kept as a reading at close.
+        frames = [r for r in sink.readings if r.error != "line ends only"]
+        assert [r.valid for r in frames] == [True] * len(module.SAMPLES)
+        assert len(sink.readings) - len(frames) <= 1
         assert b"".join(r.raw for r in sink.readings).rstrip(b"\r\n") == b"".join(module.SAMPLES).rstrip(b"\r\n")
 
 

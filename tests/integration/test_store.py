@@ -18,14 +18,29 @@ def open_store(tmp_path: Path, edge_id: str = "edge-1", **kw) -> Store:
 
 
 def reading(i: int, raw: bytes = b"P<UTOERIKSSON<<ANNA<MARIA\r\n") -> dict:
-    return reading_payload(device_id="mrz-1", protocol="mrz", ts="2026-11-28T12:00:00.000Z", raw=raw + bytes([i % 256]),
-                           valid=i % 2 == 0, fields={"i": i}, error=None if i % 2 == 0 else "check digit")
+    return reading_payload(
+        device_id="mrz-1",
+        protocol="mrz",
+        ts="2026-11-28T12:00:00.000Z",
+        raw=raw + bytes([i % 256]),
+        valid=i % 2 == 0,
+        fields={"i": i},
+        error=None if i % 2 == 0 else "check digit",
+    )
 
 
 def frame(store: Store, i: int, detections=()) -> dict:
     ref = store.evidence.put(f"jpeg bytes {i}".encode(), "image/jpeg", "frame")
-    return frame_payload(lane_id="lane-1", camera_id="xray-1", frame_seq=i, captured_at="2026-11-28T12:00:00.000Z",
-                         width=1024, height=512, evidence=[ref.as_payload()], detections=list(detections))
+    return frame_payload(
+        lane_id="lane-1",
+        camera_id="xray-1",
+        frame_seq=i,
+        captured_at="2026-11-28T12:00:00.000Z",
+        width=1024,
+        height=512,
+        evidence=[ref.as_payload()],
+        detections=list(detections),
+    )
 
 
 def sql(tmp_path: Path, *statements: str, params=()) -> None:
@@ -52,6 +67,13 @@ def filled(tmp_path: Path) -> Store:
 def problems(tmp_path: Path) -> list[str]:
     report = verify_store(tmp_path / "edge.db", tmp_path / "evidence")
     return report.problems
+
+
+def problems_after_guard(tmp_path: Path, trigger: str) -> list[str]:
+    """What verify finds besides the dropped guard trigger, which it must report first."""
+    found = problems(tmp_path)
+    assert found[0] == f"guard trigger {trigger} was dropped (the append-only protection was removed)", found
+    return found[1:]
 
 
 def test_sequence_is_gap_free_and_chain_verifies(tmp_path):
@@ -163,43 +185,60 @@ def test_record_tables_are_append_only(tmp_path):
 
 def test_edited_row_is_caught(tmp_path):
     filled(tmp_path)
-    sql(tmp_path, "DROP TRIGGER readings_no_update", "UPDATE readings SET raw = ? WHERE id = 3",
-        params=(b"P<UTOSOMEONE<<ELSE\r\n",))
-    found = problems(tmp_path)
+    sql(
+        tmp_path,
+        "DROP TRIGGER readings_no_update",
+        "UPDATE readings SET raw = ? WHERE id = 3",
+        params=(b"P<UTOSOMEONE<<ELSE\r\n",),
+    )
+    found = problems_after_guard(tmp_path, "readings_no_update")
     assert found == ["readings: row for seq 3 was edited (column 'raw' differs from the chain)"]
 
 
 def test_edited_detection_score_is_caught(tmp_path):
     filled(tmp_path)
     sql(tmp_path, "DROP TRIGGER detections_no_update", "UPDATE detections SET score = 0.01 WHERE idx = 0")
-    assert problems(tmp_path) == ["detections: row for seq 6 was edited (column 'score' differs from the chain)"]
+    assert problems_after_guard(tmp_path, "detections_no_update") == [
+        "detections: row for seq 6 was edited (column 'score' differs from the chain)"
+    ]
 
 
 def test_deleted_row_is_caught(tmp_path):
     filled(tmp_path)
     sql(tmp_path, "DROP TRIGGER detections_no_delete", "DELETE FROM detections WHERE class_name = 'weapon'")
-    assert problems(tmp_path) == ["detections: seq 6 (frame.analysed) has 1 row(s), chain says 2: deleted"]
+    assert problems_after_guard(tmp_path, "detections_no_delete") == [
+        "detections: seq 6 (frame.analysed) has 1 row(s), chain says 2: deleted"
+    ]
 
 
 def test_inserted_row_is_caught(tmp_path):
     filled(tmp_path)
-    sql(tmp_path, "INSERT INTO audit_log (event_seq, ts, actor, action, detail) "
-                  "VALUES (8, '2026-11-28T12:00:02.000Z', 'inspector-7', 'cleared', '{}')")
+    sql(
+        tmp_path,
+        "INSERT INTO audit_log (event_seq, ts, actor, action, detail) "
+        "VALUES (8, '2026-11-28T12:00:02.000Z', 'inspector-7', 'cleared', '{}')",
+    )
     assert problems(tmp_path) == ["audit_log: seq 8 (audit) has 2 row(s), chain says 1: inserted"]
 
 
 def test_row_without_event_is_caught(tmp_path):
     filled(tmp_path)
-    sql(tmp_path, "PRAGMA foreign_keys = OFF",
-        "INSERT INTO audit_log (event_seq, ts, actor, action, detail) VALUES (99, 't', 'x', 'y', '{}')")
+    sql(
+        tmp_path,
+        "PRAGMA foreign_keys = OFF",
+        "INSERT INTO audit_log (event_seq, ts, actor, action, detail) VALUES (99, 't', 'x', 'y', '{}')",
+    )
     assert problems(tmp_path) == ["audit_log: row(s) for seq 99 that is not in the chain (inserted or event deleted)"]
 
 
 def test_edited_event_breaks_the_chain(tmp_path):
     filled(tmp_path)
-    sql(tmp_path, "DROP TRIGGER outbox_no_update",
-        "UPDATE outbox SET payload = replace(payload, '\"valid\":false', '\"valid\":true') WHERE seq = 2")
-    found = problems(tmp_path)
+    sql(
+        tmp_path,
+        "DROP TRIGGER outbox_no_update",
+        "UPDATE outbox SET payload = replace(payload, '\"valid\":false', '\"valid\":true') WHERE seq = 2",
+    )
+    found = problems_after_guard(tmp_path, "outbox_no_update")
     assert found[0].startswith("chain broken: seq 2: event was altered (hash mismatch at seq 2")
     assert "readings: row for seq 2 was edited (column 'valid' differs from the chain)" in found
 
@@ -207,7 +246,7 @@ def test_edited_event_breaks_the_chain(tmp_path):
 def test_deleted_event_breaks_the_chain(tmp_path):
     filled(tmp_path)
     sql(tmp_path, "DROP TRIGGER outbox_no_delete", "PRAGMA foreign_keys = OFF", "DELETE FROM outbox WHERE seq = 4")
-    found = problems(tmp_path)
+    found = problems_after_guard(tmp_path, "outbox_no_delete")
     assert found[0] == "chain broken: seq 4 is missing (next event is seq 5)"
     assert "readings: row(s) for seq 4 that is not in the chain (inserted or event deleted)" in found
 
@@ -220,14 +259,18 @@ def test_rehashed_event_still_breaks_the_next_link(tmp_path):
     filled(tmp_path)
     db = connect(tmp_path / "edge.db")
     m = meta(db)
-    row = db.conn.execute("SELECT seq, event_id, ts, type, session_id, payload, prev_hash, hash FROM outbox "
-                          "WHERE seq = 3").fetchone()
+    row = db.conn.execute(
+        "SELECT seq, event_id, ts, type, session_id, payload, prev_hash, hash FROM outbox WHERE seq = 3"
+    ).fetchone()
     env = envelope_from_row(m["edge_id"], m["edge_epoch"], row)
     env["ts"] = "2026-11-28T11:59:59.000Z"
     db.conn.execute("DROP TRIGGER outbox_no_update")
     db.conn.execute("UPDATE outbox SET ts = ?, hash = ? WHERE seq = 3", (env["ts"], envelope_hash(env)))
     db.conn.close()
-    assert problems(tmp_path)[0] == "chain broken: seq 4: prev_hash does not match the hash of seq 3"
+    assert (
+        problems_after_guard(tmp_path, "outbox_no_update")[0]
+        == "chain broken: seq 4: prev_hash does not match the hash of seq 3"
+    )
 
 
 def test_edited_evidence_file_is_caught(tmp_path):
@@ -291,3 +334,29 @@ def test_newer_schema_is_refused(tmp_path):
     sql(tmp_path, "PRAGMA user_version = 9")
     with pytest.raises(StoreError, match="schema version 9 is newer than this software"):
         open_store(tmp_path)
+
+
+def test_unstorable_values_are_rejected_alone_and_the_writer_lives_on(tmp_path):
+    store = open_store(tmp_path)
+    good1 = store.submit("reading", reading(1))
+    listy = store.submit("audit", audit_payload(ts="t", actor="a", action="x", target=["not", "text"]))  # type: ignore[arg-type]
+    huge = store.submit("frame.analysed", dict(frame(store, 1), frame_seq=2**70))
+    good2 = store.submit("reading", reading(2))
+    assert (good1.result(5), good2.result(5)) == (1, 2)
+    for bad in (listy, huge):
+        with pytest.raises(StoreError, match="rejected"):
+            bad.result(5)
+    assert store.write("reading", reading(3)) == 3
+    store.close()
+    assert not problems(tmp_path)
+
+
+def test_submit_with_a_timeout_says_when_the_queue_is_full(tmp_path):
+    store = Store(
+        tmp_path / "edge.db", tmp_path / "evidence", "edge-1", queue_max=100, batch_wait_s=0.5, batch_max=1
+    ).open()
+    with pytest.raises(StoreError, match="store queue full"):
+        for i in range(10_000):
+            store.submit("reading", reading(i), timeout=0.0001)
+    store.close(30)
+    assert not problems(tmp_path)

@@ -44,3 +44,11 @@ def test_bare_line_ends_ride_on_the_next_reading():
     readings = decoder.feed(b"\n\nONE\n", 1.0)
     assert [r.raw for r in readings] == [b"\n\nONE\n"]
     assert decoder.empty_lines == 2
+
+
+def test_carried_line_ends_are_kept_at_close():
+    decoder = Decoder("d", "raw", {"kind": "terminator", "terminator": "lf"})
+    assert decoder.feed(b"ONE\n\n", 1.0)[0].raw == b"ONE\n"
+    assert decoder.flush(2.0) == []  # an idle flush keeps carrying them
+    (last,) = decoder.close(3.0)
+    assert last.raw == b"\n" and last.valid is False and last.error == "line ends only"

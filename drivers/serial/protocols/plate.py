@@ -22,6 +22,7 @@ Anything else is kept (``text``, ``plate``) and flagged ``format``.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date
 from typing import Any
@@ -117,6 +118,8 @@ def _reader_fields(line: str) -> tuple[dict[str, Any], str | None]:
         elif key == "CONF":
             try:
                 conf = float(value.rstrip("%"))
+                if not math.isfinite(conf):  # "nan"/"inf" parse as floats but are not numbers JSON can carry
+                    raise ValueError(value)
             except ValueError:
                 return fields, f"confidence {value!r} is not a number"
             fields["confidence"] = conf / 100 if conf > 1 or value.endswith("%") else conf

@@ -16,6 +16,7 @@ identity URI). Other EPCs and e-seal ids are kept raw as hex (kind ``raw_epc``).
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date
 from typing import Any
@@ -112,7 +113,10 @@ def _reader_fields(line: str) -> tuple[dict[str, Any], str | None]:
             elif key in ("ANT", "ANTENNA"):
                 fields["antenna"] = int(value)
             elif key == "RSSI":
-                fields["rssi"] = float(value)
+                rssi = float(value)
+                if not math.isfinite(rssi):  # "nan"/"inf" parse as floats but are not numbers JSON can carry
+                    raise ValueError(value)
+                fields["rssi"] = rssi
             else:
                 extra[key] = value
         except ValueError:
