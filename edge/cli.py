@@ -330,13 +330,12 @@ def model_info(file: Path) -> None:
 
 @cli.command()
 @click.option("--broker", default="mqtt://127.0.0.1:1883", show_default=True, help="Broker URL (mqtt://host:port).")
-@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Hub SQLite database (created if missing).")
+@click.option("--db", "db_path", required=True, help="Hub database: a SQLite file, or a postgresql:// URL.")
 @click.option("--prefix", default="checkpoint", show_default=True, help="Topic prefix the edges use.")
 @click.option("--workers", type=click.IntRange(1, 32), default=1, show_default=True,
               help="Workers in the shared subscription (more can run in other processes).")
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
-def hub(broker: str, db_path: Path, prefix: str, workers: int, duration: float | None) -> None:
+def hub(broker: str, db_path: str, prefix: str, workers: int, duration: float | None) -> None:
     """Run hub workers: store every edge's events once, in order, and acknowledge after commit.
 
     \b
@@ -347,7 +346,7 @@ def hub(broker: str, db_path: Path, prefix: str, workers: int, duration: float |
     import threading
 
     from sync.hub import HubWorker
-    from sync.hubstore import SqliteHubStore
+    from sync.hubstore import open_hub_store
     from sync.publisher import BrokerSettings
 
     _setup_logging("INFO")
@@ -357,9 +356,14 @@ def hub(broker: str, db_path: Path, prefix: str, workers: int, duration: float |
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    pool = [HubWorker(SqliteHubStore(db_path), settings, prefix=prefix, worker_id=f"w{i + 1}") for i in range(workers)]
+    pool = [HubWorker(open_hub_store(db_path), settings, prefix=prefix, worker_id=f"w{i + 1}") for i in range(workers)]
     for worker in pool:
         worker.start()
+    if all(worker.wait_ready(30) for worker in pool):
+        click.echo(f"hub: {workers} worker(s) ready on {broker}, storing into {db_path}", nl=True)
+        sys.stdout.flush()
+    else:
+        click.echo(f"hub: broker {broker} not reachable yet; retrying", err=True)
     started = time.monotonic()
     while not stop.wait(5.0 if duration is None else min(5.0, max(0.05, duration - (time.monotonic() - started)))):
         stored = sum(w.stats.stored for w in pool)
@@ -405,6 +409,26 @@ def bench_store_cmd(events: int, baseline_events: int, directory: Path | None) -
     from edge.bench import bench_store
 
     _echo_json(bench_store(events, baseline_events, directory))
+
+
+@bench.command("sync")
+@click.option("--events", type=int, default=20000, show_default=True, help="Backlog drained from the edge.")
+@click.option("--postgres", "pg_url", default=None, help="Also drain into PostgreSQL at this URL.")
+@click.option("--window", type=int, default=1000, show_default=True, help="Publisher window (events in flight).")
+def bench_sync_cmd(events: int, pg_url: str | None, window: int) -> None:
+    """Drain a backlog edge -> local Mosquitto -> hub, next to raw paho QoS 1 and raw batched inserts.
+
+    Prints one JSON line per hub database, with the ratio to the slower baseline.
+
+    \b
+    Example:
+      checkpoint bench sync --events 20000 --postgres postgresql://postgres@127.0.0.1/test
+    """
+    from edge.bench import bench_sync
+
+    logging.getLogger().setLevel(logging.WARNING)
+    for row in bench_sync(events, pg_url, window):
+        _echo_json(row)
 
 
 # ---------------------------------------------------------------- sim

@@ -183,7 +183,9 @@ class SyncConfig(Strict):
     username: str | None = Field(None, description="MQTT user name when not using certificate identity.")
     password: Secret | None = Field(None, description="MQTT password: {env: VAR} or {credential: NAME}.")
     tls: TlsConfig | None = Field(None, description="Mutual TLS settings; required for mqtts://.")
-    window: int = Field(100, ge=1, le=1000, description="Events in flight (published, not yet acked by the hub).")
+    window: int = Field(
+        1000, ge=1, le=10000, description="Events in flight (published, not yet acked by the hub); bounds memory."
+    )
     ack_timeout_s: float = Field(10.0, gt=0, description="Resend an event the hub has not acknowledged after this.")
 
     @model_validator(mode="after")

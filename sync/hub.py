@@ -15,7 +15,6 @@ import logging
 import queue
 import random
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +23,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from sync import topics
 from sync.envelope import EnvelopeError, canonical_json, verify_envelope
-from sync.hubstore import SqliteHubStore
+from sync.hubstore import HubStore
 from sync.publisher import BrokerSettings, make_client
 
 log = logging.getLogger(__name__)
@@ -40,6 +39,7 @@ class HubStats:
     quarantined: int = 0
     acks_sent: int = 0
     batches: int = 0
+    store_errors: int = 0
 
 
 def check_message(topic: str, raw: bytes, prefix: str) -> dict[str, Any]:
@@ -67,13 +67,12 @@ def check_message(topic: str, raw: bytes, prefix: str) -> dict[str, Any]:
 class HubWorker(threading.Thread):
     def __init__(
         self,
-        store: SqliteHubStore,
+        store: HubStore,
         broker: BrokerSettings,
         *,
         prefix: str = "checkpoint",
         worker_id: str = "hub-1",
         batch_max: int = 500,
-        batch_wait_s: float = 0.05,
     ) -> None:
         super().__init__(name=f"hub-{worker_id}", daemon=True)
         self.store = store
@@ -81,12 +80,12 @@ class HubWorker(threading.Thread):
         self.prefix = prefix
         self.worker_id = worker_id
         self.batch_max = batch_max
-        self.batch_wait_s = batch_wait_s
         self.stats = HubStats()
         self._inbox: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
         self._stop_event = threading.Event()
         self._ready = threading.Event()
         self._rng = random.Random()
+        self._store_failing = False
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -133,6 +132,10 @@ class HubWorker(threading.Thread):
                     self._stop_event.wait(min(10.0, 0.2 * 2 ** min(attempts, 6)) * self._rng.uniform(0.5, 1))
                     continue
             rc = client.loop(timeout=0.02)
+            if rc == mqtt.MQTT_ERR_SUCCESS:
+                # loop() reads one packet per call; take everything already on the socket so a
+                # batch forms from what arrived, not from one message per turn.
+                rc = client.loop_read(max_packets=self.batch_max)
             if rc != mqtt.MQTT_ERR_SUCCESS:
                 connected = False
                 self._ready.clear()
@@ -147,11 +150,9 @@ class HubWorker(threading.Thread):
     def _drain(self, client: mqtt.Client) -> None:
         batch: list[dict[str, Any]] = []
         refused: list[tuple[str, str, bytes]] = []
-        deadline = time.monotonic() + self.batch_wait_s
         while len(batch) + len(refused) < self.batch_max:
             try:
-                topic, raw = self._inbox.get(timeout=max(0.0, deadline - time.monotonic())) if batch else \
-                    self._inbox.get_nowait()
+                topic, raw = self._inbox.get_nowait()
             except queue.Empty:
                 break
             self.stats.received += 1
@@ -160,12 +161,28 @@ class HubWorker(threading.Thread):
             except ValueError as exc:
                 refused.append((topic, str(exc), raw))
         if refused:
-            self.stats.quarantined += self.store.quarantine(refused)
             for topic, reason, _raw in refused:
                 log.warning("hub: message on %s quarantined: %s", topic[:200], reason)
+            try:
+                self.stats.quarantined += self.store.quarantine(refused)
+            except Exception:
+                log.exception("hub %s: %d refused message(s) could not be recorded", self.worker_id, len(refused))
         if not batch:
             return
-        result = self.store.store(batch)
+        try:
+            result = self.store.store(batch)
+        except Exception as exc:
+            # Nothing is acknowledged, so every edge keeps these events and sends them again.
+            self.stats.store_errors += 1
+            if not self._store_failing:
+                self._store_failing = True
+                log.error("hub %s: database refused a batch of %d, not acknowledged: %s", self.worker_id,
+                          len(batch), exc)
+            self._stop_event.wait(0.5)
+            return
+        if self._store_failing:
+            self._store_failing = False
+            log.warning("hub %s: database accepts batches again", self.worker_id)
         self.stats.batches += 1
         self.stats.stored += result.new
         self.stats.duplicates += result.duplicates

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sync.envelope import GENESIS_HASH, canonical_json, format_ts
 
@@ -61,6 +61,27 @@ class Stored:
     new: int
     duplicates: int
     acks: dict[tuple[str, str], list[int]]  # (edge_id, epoch) -> seqs now safely stored
+
+
+class HubStore(Protocol):
+    """What a hub worker needs of its database (SQLite or PostgreSQL)."""
+
+    def store(self, envelopes: list[dict[str, Any]]) -> Stored: ...
+
+    def quarantine(self, items: Iterable[tuple[str, str, bytes]]) -> int: ...
+
+    def edges(self) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+def open_hub_store(target: str | Path) -> HubStore:
+    """``postgresql://...`` opens PostgreSQL; anything else is a SQLite file path."""
+    if str(target).startswith(("postgresql://", "postgres://")):
+        from sync.pghubstore import PostgresHubStore
+
+        return PostgresHubStore(str(target))
+    return SqliteHubStore(target)
 
 
 class SqliteHubStore:

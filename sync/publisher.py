@@ -97,7 +97,7 @@ class Publisher(threading.Thread):
         broker: BrokerSettings,
         *,
         prefix: str = "checkpoint",
-        window: int = 100,
+        window: int = 1000,
         ack_timeout_s: float = 10.0,
         status_every_s: float = 10.0,
         backoff_initial: float = 0.5,
@@ -123,6 +123,8 @@ class Publisher(threading.Thread):
         self._ready = False  # CONNACK received and ack topic subscribed
         self._lock = threading.Lock()
         self.stats = PublisherStats()
+        self._props = Properties(mqtt.PacketTypes.PUBLISH)
+        self._props.ContentType = "application/json"
         edge = outbox.edge_id
         self._t_events = topics.events(prefix, edge)
         self._t_ack = topics.ack(prefix, edge)
@@ -247,9 +249,7 @@ class Publisher(threading.Thread):
                 self._send(client, envelope, retransmit=False)
 
     def _send(self, client: mqtt.Client, envelope: dict[str, Any], *, retransmit: bool) -> None:
-        props = Properties(mqtt.PacketTypes.PUBLISH)
-        props.ContentType = "application/json"
-        client.publish(self._t_events, canonical_json(envelope), qos=1, properties=props)
+        client.publish(self._t_events, canonical_json(envelope), qos=1, properties=self._props)
         self._inflight[envelope["seq"]] = (self._clock(), envelope)
         if retransmit:
             self.stats.retransmitted += 1
