@@ -281,7 +281,25 @@ CHECKSUMS: dict[str, Callable[[bytes], int]] = {
 """One-byte checksums by name: the value the device is expected to send."""
 
 
-class StxEtxFramer:
+class _ByteStepper:
+    """Shared loop of the framers that decide byte by byte: ``_step`` appends finished chunks to ``_out``."""
+
+    _out: list[Chunk]
+
+    def feed(self, data: bytes) -> list[Chunk]:
+        for b in data:
+            self._step(b)
+        return self._take()
+
+    def _take(self) -> list[Chunk]:
+        out, self._out = self._out, []
+        return out
+
+    def _step(self, b: int) -> None:
+        raise NotImplementedError
+
+
+class StxEtxFramer(_ByteStepper):
     """Frames between a start and an end byte, optionally with a one-byte checksum.
 
     Bytes before a start byte are garbage (emitted when the next start byte arrives, or
@@ -326,12 +344,6 @@ class StxEtxFramer:
         self._awaiting_checksum = False
         self._out: list[Chunk] = []
 
-    def feed(self, data: bytes) -> list[Chunk]:
-        for b in data:
-            self._step(b)
-        out, self._out = self._out, []
-        return out
-
     def flush(self) -> list[Chunk]:
         if self._buf:
             if self._in_frame:
@@ -340,8 +352,7 @@ class StxEtxFramer:
                 self._out.append(_garbage(self._buf, "bytes outside a frame"))
         self._buf.clear()
         self._in_frame = self._awaiting_checksum = False
-        out, self._out = self._out, []
-        return out
+        return self._take()
 
     def _step(self, b: int) -> None:
         if self._awaiting_checksum:
@@ -401,7 +412,7 @@ class StxEtxFramer:
 # ---------------------------------------------------------------- fixed length
 
 
-class FixedLengthFramer:
+class FixedLengthFramer(_ByteStepper):
     """Fixed-size frames, optionally starting with a sync byte.
 
     Without ``sync`` the stream is cut into consecutive blocks of ``length`` bytes. With
@@ -420,12 +431,6 @@ class FixedLengthFramer:
         self._in_frame = self._sync is None
         self._out: list[Chunk] = []
 
-    def feed(self, data: bytes) -> list[Chunk]:
-        for b in data:
-            self._step(b)
-        out, self._out = self._out, []
-        return out
-
     def flush(self) -> list[Chunk]:
         if self._buf:
             if self._in_frame:
@@ -434,8 +439,7 @@ class FixedLengthFramer:
                 self._out.append(_garbage(self._buf, "bytes before a sync byte"))
         self._buf.clear()
         self._in_frame = self._sync is None
-        out, self._out = self._out, []
-        return out
+        return self._take()
 
     def _step(self, b: int) -> None:
         if not self._in_frame:
@@ -463,7 +467,7 @@ MRZ_LINES = {30: 3, 36: 2, 44: 2}
 """Line length -> lines per block: TD1 3x30, TD2 / MRV-B 2x36, TD3 / MRV-A 2x44."""
 
 
-class MrzBlockFramer:
+class MrzBlockFramer(_ByteStepper):
     """Blocks of machine-readable-zone lines from a document reader.
 
     Lines end with CR, LF or ETX; CR, LF, STX and ETX before a line's first character
@@ -489,12 +493,6 @@ class MrzBlockFramer:
         self._skipping = False  # inside the rest of an over-long line
         self._out: list[Chunk] = []
 
-    def feed(self, data: bytes) -> list[Chunk]:
-        for b in data:
-            self._step(b)
-        out, self._out = self._out, []
-        return out
-
     def flush(self) -> list[Chunk]:
         raw = b"".join(self._block) + bytes(self._line)
         if raw:
@@ -505,8 +503,7 @@ class MrzBlockFramer:
             else:
                 self._out.append(_garbage(raw, EMPTY_LINE))
         self._clear()
-        out, self._out = self._out, []
-        return out
+        return self._take()
 
     def _clear(self) -> None:
         self._block, self._lines, self._width = [], [], 0
