@@ -32,6 +32,9 @@ Zone = tuple[float, float, float, float]  # x0, y0, x1, y1 in metres
 _SHIFT = 4  # cv2 sub-pixel bits: coordinates are multiplied by 16
 _MIN_OBJECT_PX = 10.0  # a concealed object is never drawn smaller than this (longest side)
 _MIN_CONTRAST = 3.0  # mean grey-level drop below which a hidden object counts as invisible
+_MIN_CLUTTER_RATIO = 0.5  # ... or below this fraction of the grey-level spread (clutter and noise) behind it
+_NOMINAL_I0 = 240.0  # air, in grey levels (the source intensity varies 236..246 per scan)
+_NOISE_GAIN, _NOISE_FLOOR = 0.08, 0.3  # photon noise variance: gain * signal + floor (grey levels squared)
 
 
 @dataclass(frozen=True, eq=False)
@@ -843,13 +846,29 @@ def _detector(rng: Rng, mu: np.ndarray) -> np.ndarray:
     cols[spikes] *= np.asarray(rng.uniform(0.9, 1.04, size=spikes.shape), np.float32)
     img *= rows[:, None]
     img *= (cols * np.float32(i0))[None, :]
-    sd = img * np.float32(0.08)  # Poisson-like: the variance grows with the signal
-    sd += np.float32(0.3)
+    sd = img * np.float32(_NOISE_GAIN)  # Poisson-like: the variance grows with the signal
+    sd += np.float32(_NOISE_FLOOR)
     cv2.sqrt(sd, sd)
     sd *= cv2.LUT(rng.integers(0, 256, (h, w), dtype=np.uint8), _GAUSS)
     img += sd
     np.clip(img, 0.0, 255.0, out=img)
     return img.astype(np.uint8)
+
+
+def object_visible(total: np.ndarray, own: np.ndarray) -> bool:
+    """Could a person see an object in the scan? ``own`` is its attenuation, ``total`` the scan's, per object pixel.
+
+    Judged on the image as it comes out of the detector (grey levels, 8-bit), not on attenuation:
+    the object must darken its pixels by at least ``_MIN_CONTRAST`` grey levels on average (behind
+    the engine block the scan is black with or without it), and by at least ``_MIN_CLUTTER_RATIO``
+    of the spread of what lies behind it: the grey-level variation of the cargo there plus the
+    photon noise (a parcel in a pallet of similar parcels, or a faint shadow in noise, is not seen).
+    """
+    with_obj = np.floor(np.clip(_NOMINAL_I0 * np.exp(-total), 0.0, 255.0))
+    without = np.floor(np.clip(_NOMINAL_I0 * np.exp(-(total - own)), 0.0, 255.0))
+    drop = float(np.mean(without - with_obj))
+    spread = math.sqrt(float(np.var(without)) + float(np.mean(_NOISE_GAIN * with_obj + _NOISE_FLOOR)))
+    return drop >= _MIN_CONTRAST and drop >= _MIN_CLUTTER_RATIO * spread
 
 
 def render_scene(
@@ -898,9 +917,8 @@ def render_scene(
         mask = patch > 0.02
         if mask.sum() < 12:
             continue
-        behind = mu[y0 : y0 + patch.shape[0], x0_ : x0_ + patch.shape[1]][mask]
-        drop = float(np.mean(np.exp(-(behind - patch[mask])) - np.exp(-behind))) * 240.0
-        if drop < _MIN_CONTRAST:  # hidden behind something impenetrable: not labelled
+        total = mu[y0 : y0 + patch.shape[0], x0_ : x0_ + patch.shape[1]][mask]
+        if not object_visible(total, patch[mask]):  # lost behind dense parts, in clutter or noise: not labelled
             continue
         ys, xs = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
         bx1, bx2 = float(x0_ + xs[0]), float(x0_ + xs[-1] + 1)

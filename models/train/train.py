@@ -26,6 +26,7 @@ from models.train.data import SyntheticScans, collate
 from models.train.export import export
 from models.train.loss import DetectionLoss
 from models.train.net import build
+from models.train.warmstart import warm_start
 
 
 class EMA:
@@ -69,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", type=int, default=1, help="loader processes rendering scenes")
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--init", type=Path, default=None, help="start from this checkpoint's EMA weights (fine-tuning)")
+    ap.add_argument("--init-onnx", type=Path, default=None,
+                    help="start from an exported ONNX model of this architecture (BatchNorms unfolded, see warmstart)")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -77,6 +80,10 @@ def main(argv: list[str] | None = None) -> None:
     model = build(len(CLASSES), input_hw)
     if args.init is not None:
         model.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=False)["ema"])
+    if args.init_onnx is not None:  # statistics from scans of another seed stream than the training samples
+        calib = SyntheticScans(args.seed + 7_919, 16, input_hw, None)
+        images, _ = collate([calib[i] for i in range(len(calib))])
+        print(f"warm start from {args.init_onnx}: max output change {warm_start(model, args.init_onnx, images):.2e}")
     model = model.to(memory_format=torch.channels_last)
     ema = EMA(model)
     criterion = DetectionLoss()
@@ -131,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     description = (
         f"Checkpoint Edge X-ray detector, synthetic scans (drivers.sim.xray), seed {args.seed}, "
         f"{args.iters} iters x {args.batch}" + (f" from {args.init.name}" if args.init else "")
+        + (f" from {args.init_onnx.name}" if args.init_onnx else "")
     )
     ema_model = ema.model.to(memory_format=torch.contiguous_format)
     torch.save(

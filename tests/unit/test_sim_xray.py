@@ -88,3 +88,33 @@ def test_conceal_and_max_objects_are_honoured() -> None:
         render_scene(1, conceal_prob=1.5)
     with pytest.raises(ValueError):
         render_scene(-1)
+
+
+def test_visibility_is_judged_on_the_grey_levels_a_person_sees() -> None:
+    from drivers.sim.xray import object_visible
+
+    own = np.full(200, 0.3)  # a parcel: about a quarter of the light
+    assert object_visible(own, own)  # in air: plain to see
+    assert object_visible(own + 1.0, own)  # behind a wall: still seen
+    assert not object_visible(own + 7.0, own)  # behind the engine block: black with or without it
+    faint = np.full(200, 0.005)  # about 1 grey level in air: lost in the photon noise
+    assert not object_visible(faint, faint)
+    rng = np.random.default_rng(0)
+    cargo = rng.choice([0.2, 2.0], size=200)  # a pallet of dense and light goods: a spread of ~100 grey levels
+    assert object_visible(cargo + 1.0, np.full(200, 1.0))
+    assert not object_visible(cargo + 0.05, np.full(200, 0.05))  # a thin wrap among them is not
+
+
+def test_every_label_is_visible_in_the_rendered_image() -> None:
+    """Against the clean scan of the same seed, each labelled box is darker by more than the noise there."""
+    checked = 0
+    for seed in range(40):
+        scene = render_scene(seed, conceal_prob=1.0, max_objects=6)
+        clean = render_scene(seed, conceal_prob=0.0)
+        for box in scene.truth:
+            ys, xs = slice(int(box.y1), int(box.y2)), slice(int(box.x1), int(box.x2))
+            diff = clean.image[ys, xs].astype(np.float64) - scene.image[ys, xs].astype(np.float64)
+            noise = np.sqrt(0.08 * scene.image[ys, xs].astype(np.float64) + 0.3).mean()
+            assert diff.mean() > 0.5 * noise, (seed, box)
+            checked += 1
+    assert checked >= 60
