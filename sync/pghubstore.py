@@ -19,8 +19,9 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from sync.envelope import GENESIS_HASH, format_ts
-from sync.hubstore import Stored
+from sync import forward
+from sync.envelope import GENESIS_HASH, canonical_json, format_ts
+from sync.hubstore import _STATUS_UPSERT, Stored, ack_row, status_row
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +50,43 @@ CREATE TABLE IF NOT EXISTS edges (
     chain_error TEXT,
     PRIMARY KEY (edge_id, edge_epoch)
 );
+CREATE INDEX IF NOT EXISTS events_session ON events(session_id);
+CREATE INDEX IF NOT EXISTS events_received ON events(received_at);
+CREATE TABLE IF NOT EXISTS edge_status (
+    edge_id TEXT PRIMARY KEY,
+    edge_epoch TEXT,
+    state TEXT NOT NULL,
+    backlog BIGINT,
+    ts TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS quarantine (
     id BIGSERIAL PRIMARY KEY,
     received_at TEXT NOT NULL,
     topic TEXT NOT NULL,
     reason TEXT NOT NULL,
     raw BYTEA NOT NULL
+);
+CREATE TABLE IF NOT EXISTS downlinks_published (
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    targets TEXT NOT NULL,
+    document TEXT NOT NULL,
+    published_at TEXT NOT NULL,
+    PRIMARY KEY (kind, name, version)
+);
+CREATE TABLE IF NOT EXISTS downlink_acks (
+    id BIGSERIAL PRIMARY KEY,
+    received_at TEXT NOT NULL,
+    edge_id TEXT NOT NULL,
+    kind TEXT,
+    name TEXT,
+    version BIGINT,
+    status TEXT NOT NULL,
+    reason TEXT,
+    detail TEXT NOT NULL
 );
 """
 _STAGE = (
@@ -68,8 +100,9 @@ _MOVE = "INSERT INTO events SELECT * FROM incoming ON CONFLICT DO NOTHING"
 
 
 class PostgresHubStore:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, forward_spec: forward.ForwardSpec | None = None) -> None:
         self.url = url
+        self.forward = forward_spec
         self.conn: psycopg.Connection[Any] | None = None
         self._connect()
 
@@ -79,6 +112,9 @@ class PostgresHubStore:
             # Several workers may start together: serialise the CREATEs.
             conn.execute("SELECT pg_advisory_xact_lock(7301)")
             conn.execute(SCHEMA)
+            if self.forward is not None:
+                conn.execute(forward.SCHEMA_PG)
+                forward.init_meta(conn.execute, self.forward, forward.pg)
         conn.execute(_STAGE)
         conn.commit()
         self.conn = conn
@@ -111,14 +147,21 @@ class PostgresHubStore:
                 acks: dict[tuple[str, str], list[int]] = {}
                 for e in envelopes:
                     acks.setdefault((e["edge_id"], e["edge_epoch"]), []).append(e["seq"])
+                gaps: dict[tuple[str, str], tuple[int, int]] = {}
                 for edge_id, epoch in acks:
-                    self._advance(conn, edge_id, epoch, now)
+                    gap = self._advance(conn, edge_id, epoch, now)
+                    if gap is not None:
+                        gaps[(edge_id, epoch)] = gap
+                forwarded = 0
+                if self.forward is not None:
+                    forwarded = forward.enqueue(conn.execute, self.forward, envelopes, locked_meta=True,
+                                                style=forward.pg)
         except psycopg.OperationalError:
             conn.close()  # reopened on the next batch
             raise
-        return Stored(new, len(envelopes) - new, acks)
+        return Stored(new, len(envelopes) - new, acks, gaps, forwarded)
 
-    def _advance(self, conn: psycopg.Connection[Any], edge_id: str, epoch: str, now: str) -> None:
+    def _advance(self, conn: psycopg.Connection[Any], edge_id: str, epoch: str, now: str) -> tuple[int, int] | None:
         row = conn.execute(
             "SELECT watermark, watermark_hash, chain_error FROM edges WHERE edge_id = %s AND edge_epoch = %s"
             " FOR UPDATE",
@@ -130,8 +173,10 @@ class PostgresHubStore:
             " ORDER BY seq",
             (edge_id, epoch, watermark),
         )
+        gap = None
         for seq, prev_hash, hash_ in rows:
             if seq != watermark + 1:
+                gap = (watermark, seq)
                 break
             if prev_hash != head and error is None:
                 error = f"chain broken at seq {seq}: prev_hash does not match seq {seq - 1}"
@@ -145,6 +190,40 @@ class PostgresHubStore:
             " last_seen = excluded.last_seen, chain_error = COALESCE(edges.chain_error, excluded.chain_error)",
             (edge_id, epoch, watermark, head, now, error),
         )
+        return gap
+
+    def gap(self, edge_id: str, epoch: str) -> tuple[int, int] | None:
+        conn = self._live()
+        with conn.transaction():
+            row = conn.execute("SELECT watermark FROM edges WHERE edge_id = %s AND edge_epoch = %s",
+                               (edge_id, epoch)).fetchone()
+            watermark = row[0] if row else 0
+            nxt = conn.execute("SELECT min(seq) FROM events WHERE edge_id = %s AND edge_epoch = %s AND seq > %s",
+                               (edge_id, epoch, watermark)).fetchone()
+        value = nxt[0] if nxt else None
+        return None if value is None or value == watermark + 1 else (int(watermark), int(value))
+
+    def record_downlink_ack(self, edge_id: str, ack: dict[str, Any]) -> None:
+        row = ack_row(edge_id, ack, format_ts(time.time()))
+        conn = self._live()
+        with conn.transaction():
+            conn.execute("INSERT INTO downlink_acks (received_at, edge_id, kind, name, version, status, reason, detail)"
+                         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", row)
+
+    def record_published(self, kind: str, name: str, version: int, targets: list[str], document: bytes) -> None:
+        conn = self._live()
+        with conn.transaction():
+            conn.execute("INSERT INTO downlinks_published (kind, name, version, targets, document, published_at)"
+                         " VALUES (%s, %s, %s, %s, %s, %s)",
+                         (kind, name, version, canonical_json(targets).decode(), document.decode("utf-8"),
+                          format_ts(time.time())))
+
+    def last_published_version(self, kind: str, name: str) -> int | None:
+        conn = self._live()
+        with conn.transaction():
+            row = conn.execute("SELECT max(version) FROM downlinks_published WHERE kind = %s AND name = %s",
+                               (kind, name)).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
 
     def quarantine(self, items: Iterable[tuple[str, str, bytes]]) -> int:
         now = format_ts(time.time())
@@ -154,6 +233,14 @@ class PostgresHubStore:
             with conn.transaction(), conn.cursor() as cur:
                 cur.executemany("INSERT INTO quarantine (received_at, topic, reason, raw) VALUES (%s, %s, %s, %s)",
                                 rows)
+        return len(rows)
+
+    def record_status(self, statuses: Iterable[dict[str, Any]]) -> int:
+        rows = [status_row(s, format_ts(time.time())) for s in statuses]
+        if rows:
+            conn = self._live()
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(_STATUS_UPSERT, rows)
         return len(rows)
 
     def edges(self) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from waiting import wait_until
 
 from edge.outbox import StoreOutbox
 from edge.store import Store
@@ -204,15 +205,6 @@ class Client:
         self.c.loop_stop()
 
 
-def wait_until(predicate, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture
 def clients(broker, pki):
     made: list[Client] = []
@@ -230,7 +222,10 @@ def clients(broker, pki):
 EVENTS = "checkpoint/edge/{}/events"
 STATUS = "checkpoint/edge/{}/status"
 ACK = "checkpoint/edge/{}/ack"
-DOWNLINK = "checkpoint/edge/{}/downlink"
+DOWNLINK = "checkpoint/edge/{}/downlink/watchlist/plates"
+DOWNLINK_ALL = "checkpoint/downlink/watchlist/plates"
+DOWNLINK_ACK = "checkpoint/edge/{}/downlink-ack"
+RESEND = "checkpoint/edge/{}/resend"
 HUB_SHARE = "$share/hub/checkpoint/edge/+/events"
 
 
@@ -256,9 +251,29 @@ def test_shipped_config_keeps_its_security_and_durability_settings():
     assert "pattern write checkpoint/edge/%u/events" in acl
     assert "pattern write checkpoint/edge/%u/status" in acl
     assert "pattern read checkpoint/edge/%u/ack" in acl
-    assert "pattern read checkpoint/edge/%u/downlink" in acl
+    assert "pattern read checkpoint/edge/%u/downlink/#" in acl
+    assert "pattern read checkpoint/edge/%u/resend" in acl
+    assert "pattern read checkpoint/downlink/#" in acl
+    assert "pattern write checkpoint/edge/%u/downlink-ack" in acl
     assert not [line for line in acl if line.startswith("pattern") and " write " in line
-                and not re.search(r"/%u/(events|status)$", line)]
+                and not re.search(r"/%u/(events|status|downlink-ack)$", line)]
+    # Every hub block grants each right exactly once (a review once found one read line missing and
+    # another doubled), and all hub blocks grant the same rights.
+    blocks: dict[str, list[str]] = {}
+    user = None
+    for line in acl:
+        if line.startswith("user "):
+            user = line.split()[1]
+            blocks[user] = []
+        elif user is not None and line.startswith("topic "):
+            blocks[user].append(line)
+    expected = sorted([
+        "topic read checkpoint/edge/+/events", "topic read checkpoint/edge/+/status",
+        "topic read checkpoint/edge/+/downlink-ack", "topic write checkpoint/edge/+/ack",
+        "topic write checkpoint/edge/+/resend", "topic write checkpoint/edge/+/downlink/#",
+        "topic write checkpoint/downlink/#",
+    ])
+    assert blocks and all(sorted(lines) == expected for lines in blocks.values()), blocks
 
 
 def test_make_certs_is_idempotent_and_keeps_keys_private(tmp_path):
@@ -299,6 +314,16 @@ def test_edge_publishes_its_own_events_and_status_and_the_hub_receives_them(clie
     edge_a.subscribe(ACK.format("edge-a"))
     assert hub.publish(ACK.format("edge-a"), b"ack") < FAILURE
     wait_until(lambda: edge_a.received() == [(ACK.format("edge-a"), b"ack")], 5, "the ack at the edge")
+    # Resend requests and downlink (for every edge, and for edge-a alone) reach the edge; its
+    # downlink acks reach the hub.
+    for topic in (RESEND.format("edge-a"), "checkpoint/downlink/+/+", "checkpoint/edge/edge-a/downlink/+/+"):
+        edge_a.subscribe(topic)
+    hub.subscribe("$share/hub/checkpoint/edge/+/downlink-ack")
+    for topic in (RESEND.format("edge-a"), DOWNLINK_ALL, DOWNLINK.format("edge-a")):
+        assert hub.publish(topic, b"from hub", retain=topic != RESEND.format("edge-a")) < FAILURE
+        wait_until(lambda t=topic: (t, b"from hub") in edge_a.received(), 5, f"{topic} at the edge")
+    assert edge_a.publish(DOWNLINK_ACK.format("edge-a"), b"applied") < FAILURE
+    wait_until(lambda: (DOWNLINK_ACK.format("edge-a"), b"applied") in hub.received(), 5, "the downlink ack")
 
 
 # ---------------------------------------------------------------- (b) no publishing as another edge
@@ -310,6 +335,10 @@ def test_edge_publishes_its_own_events_and_status_and_the_hub_receives_them(clie
     ACK.format("edge-b"),          # acks are the hub's to send...
     ACK.format("edge-a"),          # ...even to oneself
     DOWNLINK.format("edge-b"),     # downlink is the hub's
+    DOWNLINK.format("edge-a"),     # ...even one's own
+    DOWNLINK_ALL,                  # ...and the one for every edge
+    DOWNLINK_ACK.format("edge-b"),  # acking a downlink as B
+    RESEND.format("edge-b"),       # resend requests are the hub's
     "checkpoint/edge/+/events",    # not even literally a wildcard-looking topic level
     "checkpoint/other",
 ])

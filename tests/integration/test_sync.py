@@ -6,6 +6,7 @@ import time
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from waiting import wait_until
 
 from edge.outbox import StoreOutbox
 from edge.store import Store
@@ -40,15 +41,6 @@ def unacked(store: Store) -> int:
         return db.conn.execute("SELECT count(*) FROM outbox WHERE acked_at IS NULL").fetchone()[0]
     finally:
         db.conn.close()
-
-
-def wait_until(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def start_edge(tmp_path, name, broker, **kw):
