@@ -71,6 +71,9 @@ def redact_url(url: str) -> str:
         pairs = parse_qsl(query, keep_blank_values=True)
         if any(_SECRET_KEYS.match(k) for k, _ in pairs):
             query = "&".join(f"{k}={'***' if _SECRET_KEYS.match(k) else v}" for k, v in pairs)
+    if "://" in parts.fragment:  # a wrapped device's URL (record:///dir#rtsp://user:pass@...)
+        outer, _, inner = url.partition("#")
+        return f"{redact_url(outer)}#{redact_url(inner)}"
     if netloc == parts.netloc and query == parts.query:
         return url
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
@@ -117,6 +120,6 @@ def _load_builtin() -> None:
     global _loaded
     if _loaded:
         return
-    from drivers.camera import folder, opencv, sim  # noqa: F401
+    from drivers.camera import folder, opencv, record, sim  # noqa: F401
 
     _loaded = True

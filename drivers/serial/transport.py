@@ -51,6 +51,30 @@ class SerialSettings(BaseModel):
         return value
 
 
+Opener = Callable[..., Any]
+# Wrapper schemes around any pyserial URL: scheme -> opener(url, meta, **serial_kwargs).
+WRAPPERS: dict[str, Opener] = {}
+
+
+def register_wrapper(scheme: str, opener: Opener) -> None:
+    if scheme in WRAPPERS:
+        raise RuntimeError(f"serial wrapper scheme {scheme!r} registered twice")
+    WRAPPERS[scheme] = opener
+
+
+def open_port(url: str, *, meta: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    """Open ``url`` with pyserial, or through a registered wrapper (``record://...#URL``)."""
+    if "record" not in WRAPPERS:
+        from drivers.serial import record
+
+        WRAPPERS.setdefault("record", record.open_recording)
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    wrapper = WRAPPERS.get(scheme)
+    if wrapper is not None:
+        return wrapper(url, meta, **kwargs)
+    return serial.serial_for_url(url, **kwargs)
+
+
 @dataclasses.dataclass
 class SerialStatus:
     state: State
@@ -120,8 +144,12 @@ class SerialReader(threading.Thread):
                 try:
                     if down:
                         attempts += 1
-                    self._port = serial.serial_for_url(
-                        self.url, timeout=0.1, write_timeout=1.0, **self.settings.model_dump()
+                    self._port = open_port(
+                        self.url,
+                        meta={"device_id": self.device_id, "protocol": self.decoder.protocol},
+                        timeout=0.1,
+                        write_timeout=1.0,
+                        **self.settings.model_dump(),
                     )
                     if down:
                         log.info("serial device %s recovered after %d attempts", self.device_id, attempts)

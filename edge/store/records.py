@@ -12,6 +12,7 @@ import binascii
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from edge.store.lanes_records import LANES_RECORDS, LANES_TABLES
 from sync.envelope import canonical_json
 
 Rows = dict[str, list[dict[str, Any]]]
@@ -128,9 +129,10 @@ RECORDS: dict[str, Callable[[Mapping[str, Any]], Rows]] = {
     "frame.analysed": _frame_rows,
     "decision": _decision_rows,
     "audit": _audit_rows,
+    **LANES_RECORDS,  # session.closed, declaration, watchlist.loaded (schema v3)
 }
 # Every table some event writes rows into; each has an ``event_seq`` column.
-RECORD_TABLES: tuple[str, ...] = ("readings", "frames", "detections", "decisions", "audit_log")
+RECORD_TABLES: tuple[str, ...] = ("readings", "frames", "detections", "decisions", "audit_log") + LANES_TABLES
 
 
 def rows_for(event_type: str, payload: Mapping[str, Any]) -> Rows:

@@ -38,6 +38,7 @@ class VerifyReport:
     events: int = 0
     rows: int = 0
     evidence_files: int = 0
+    evidence_pruned: int = 0  # missing files that a chained retention.prune event names
     head_seq: int = 0
     head_hash: str = GENESIS_HASH
     problems: list[str] = field(default_factory=list)
@@ -56,6 +57,7 @@ class VerifyReport:
             "events": self.events,
             "rows": self.rows,
             "evidence_files": self.evidence_files,
+            "evidence_pruned": self.evidence_pruned,
             "head_seq": self.head_seq,
             "head_hash": self.head_hash,
             "first_problem": self.problems[0] if self.problems else None,
@@ -119,6 +121,14 @@ def verify_store(db_path: str | Path, evidence_dir: str | Path | None = None) ->
             report.add(f"guard trigger {trigger} was dropped (the append-only protection was removed)")
 
         tables = {t: _table_rows(conn, t) for t in RECORD_TABLES}
+        # Files pruned by retention, as the chain itself says (payloads are hash-checked below).
+        pruned = {
+            str(r[0])
+            for r in conn.execute(
+                "SELECT j.value FROM outbox o, json_each(o.payload, '$.detail.sha256') j "
+                "WHERE o.type = 'audit' AND json_extract(o.payload, '$.action') = 'retention.prune'"
+            )
+        }
         seen_seqs: set[int] = set()
         expected_seq, prev = 1, GENESIS_HASH
         chain_broken = False
@@ -145,7 +155,7 @@ def verify_store(db_path: str | Path, evidence_dir: str | Path | None = None) ->
                     report.head_seq, report.head_hash = seq, envelope["hash"]
             expected_seq, prev = seq + 1, envelope["hash"]
             _check_rows(report, envelope, tables)
-            _check_evidence(report, envelope, evidence)
+            _check_evidence(report, envelope, evidence, pruned)
         for table, grouped in tables.items():
             for seq in sorted(set(grouped) - seen_seqs):
                 report.add(f"{table}: row(s) for seq {seq} that is not in the chain (inserted or event deleted)")
@@ -184,14 +194,18 @@ def _check_rows(
         report.rows += len(have)
 
 
-def _check_evidence(report: VerifyReport, envelope: Mapping[str, Any], evidence: EvidenceStore) -> None:
+def _check_evidence(
+    report: VerifyReport, envelope: Mapping[str, Any], evidence: EvidenceStore, pruned: set[str]
+) -> None:
     try:
         refs = evidence_refs(envelope["payload"])
     except ValueError:
         return  # reported by _check_rows
     for ref in refs:
         problem = evidence.check(str(ref["sha256"]), str(ref["media_type"]))
-        if problem:
+        if problem and ref["sha256"] in pruned and problem.endswith(" is missing"):
+            report.evidence_pruned += 1
+        elif problem:
             report.add(f"seq {envelope['seq']}: {problem}")
         else:
             report.evidence_files += 1

@@ -25,6 +25,7 @@ import sqlite_utils
 from edge.errors import StoreClosed, StoreError
 from edge.store.db import atomic, connect
 from edge.store.evidence import EvidenceStore
+from edge.store.lanes_records import LANES_COLUMNS
 from edge.store.migrations import migrate
 from edge.store.records import evidence_refs, rows_for
 from sync.envelope import GENESIS_HASH, EnvelopeError, canonical_json, format_ts, seal
@@ -62,6 +63,7 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
     "detections": ("event_seq", "idx", "class_name", "score", "x1", "y1", "x2", "y2", "crop_sha256"),
     "decisions": ("event_seq", "session_id", "decision", "user_id", "reason", "approved_by", "ts"),
     "audit_log": ("event_seq", "ts", "actor", "action", "target", "detail"),
+    **LANES_COLUMNS,
 }
 _INSERT = {
     table: "INSERT INTO {} ({}) VALUES ({})".format(table, ", ".join(cols), ", ".join("?" * len(cols)))  # noqa: S608
@@ -115,8 +117,10 @@ class Store:
         queue_max: int = 20000,
         retry_s: float = 1.0,
         clock: Callable[[], float] = time.time,
+        max_db_bytes: int | None = None,
     ) -> None:
         self.path = Path(path)
+        self.max_db_bytes = max_db_bytes
         self.evidence = EvidenceStore(evidence_dir)
         self.edge_id = edge_id
         self.batch_max = batch_max
@@ -141,6 +145,11 @@ class Store:
         db = connect(self.path)
         try:
             migrate(db, self.path, self.edge_id)
+            if self.max_db_bytes is not None:
+                # A cap on the file (per connection): past it writes fail with SQLITE_FULL and are
+                # held and retried like any disk-full error, instead of the database eating the disk.
+                page = int(db.conn.execute("PRAGMA page_size").fetchone()[0])
+                db.conn.execute(f"PRAGMA max_page_count={max(1, self.max_db_bytes // page)}")
             meta = dict(db.conn.execute("SELECT key, value FROM meta").fetchall())
             if meta.get("edge_id") != self.edge_id:
                 raise StoreError(
@@ -289,9 +298,21 @@ class Store:
     def _commit_until_done(self, batch: list[_Pending | _Ack]) -> None:
         failing_since: float | None = None
         while True:
+            if self._abandon:  # closing gave up on a full disk: fail the rest without retrying
+                err = StoreError(f"could not commit to {self.path}: the store closed while the disk was full")
+                for item in batch:
+                    item.future.set_exception(err)
+                return
             try:
                 self._commit(batch)
             except sqlite3.Error as exc:
+                if len(batch) > 1 and exc.sqlite_errorname == "SQLITE_FULL":
+                    # A full disk (or max_page_count) may still take a smaller transaction: commit
+                    # what fits, in order, and hold only the rest, so small rows keep being written.
+                    half = len(batch) // 2
+                    self._commit_until_done(batch[:half])
+                    self._commit_until_done(batch[half:])
+                    return
                 if failing_since is None:
                     failing_since = time.monotonic()
                     log.error("store write failing, %d events held in memory and retried: %s", len(batch), exc)
