@@ -6,7 +6,7 @@ DEMO_DURATION ?= 30
 DEMO_DIR ?= demo-run
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint unit venv clean
+.PHONY: demo test lint unit venv clean soak
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ demo: $(VENV)/.runtime
 ## Lint, type-check and run the whole suite.
 test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## Power-loss soak: SIGKILL the edge SOAK_KILLS times under load, then check the record and the hub.
+SOAK_KILLS ?= 500
+soak: $(VENV)/.dev
+	CHECKPOINT_CRASH_KILLS=$(SOAK_KILLS) $(PY) -m pytest -s -o timeout=0 tests/crash/test_crash_kill.py
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .

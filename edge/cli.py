@@ -10,7 +10,6 @@ import json
 import logging
 import sqlite3
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -303,82 +302,6 @@ def devices(config_file: Path | None, as_json: bool) -> None:
         click.echo("no serial ports found", err=True)
 
 
-# ---------------------------------------------------------------- model
-
-
-@cli.group()
-def model() -> None:
-    """ONNX detector models."""
-
-
-@model.command("info")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-def model_info(file: Path) -> None:
-    """Load FILE as the runtime would and print its metadata, layout and SHA-256 as JSON.
-
-    \b
-    Example:
-      checkpoint model info models/xray-det.onnx
-    """
-    from models.detector import Detector
-
-    _echo_json(Detector(file).info())
-
-
-# ---------------------------------------------------------------- hub
-
-
-@cli.command()
-@click.option("--broker", default="mqtt://127.0.0.1:1883", show_default=True, help="Broker URL (mqtt://host:port).")
-@click.option("--db", "db_path", required=True, help="Hub database: a SQLite file, or a postgresql:// URL.")
-@click.option("--prefix", default="checkpoint", show_default=True, help="Topic prefix the edges use.")
-@click.option("--workers", type=click.IntRange(1, 32), default=1, show_default=True,
-              help="Workers in the shared subscription (more can run in other processes).")
-@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
-def hub(broker: str, db_path: str, prefix: str, workers: int, duration: float | None) -> None:
-    """Run hub workers: store every edge's events once, in order, and acknowledge after commit.
-
-    \b
-    Example:
-      checkpoint hub --broker mqtt://127.0.0.1:1883 --db /var/lib/checkpoint-hub/hub.db --workers 2
-    """
-    import signal
-    import threading
-
-    from sync.hub import HubWorker
-    from sync.hubstore import open_hub_store
-    from sync.publisher import BrokerSettings
-
-    _setup_logging("INFO")
-    if not broker.startswith("mqtt://"):
-        raise click.BadParameter("only mqtt://host:port here for now", param_hint="--broker")
-    settings = BrokerSettings.from_url(broker)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    pool = [HubWorker(open_hub_store(db_path), settings, prefix=prefix, worker_id=f"w{i + 1}") for i in range(workers)]
-    for worker in pool:
-        worker.start()
-    if all(worker.wait_ready(30) for worker in pool):
-        click.echo(f"hub: {workers} worker(s) ready on {broker}, storing into {db_path}", nl=True)
-        sys.stdout.flush()
-    else:
-        click.echo(f"hub: broker {broker} not reachable yet; retrying", err=True)
-    started = time.monotonic()
-    while not stop.wait(5.0 if duration is None else min(5.0, max(0.05, duration - (time.monotonic() - started)))):
-        stored = sum(w.stats.stored for w in pool)
-        click.echo(f"hub: stored {stored}, duplicates {sum(w.stats.duplicates for w in pool)}, "
-                   f"quarantined {sum(w.stats.quarantined for w in pool)}")
-        if duration is not None and time.monotonic() - started >= duration:
-            break
-    for worker in pool:
-        worker.stop()
-    for worker in pool:
-        worker.join(5)
-    _echo_json({"stored": sum(w.stats.stored for w in pool), "duplicates": sum(w.stats.duplicates for w in pool),
-                "quarantined": sum(w.stats.quarantined for w in pool)})
-
-
 # ---------------------------------------------------------------- bench
 
 
@@ -468,6 +391,43 @@ def sim_xray(seed: int, out: Path, width: int, height: int, vehicle: str | None,
             )
     if not cv2.imwrite(str(out), image):
         raise EdgeError(f"{out}: cannot write image")
+
+
+from edge.cli_users import users  # noqa: E402
+
+cli.add_command(users)
+from edge.cli_terminal import bench_terminal  # noqa: E402
+
+bench.add_command(bench_terminal)
+from edge.cli_doctor import doctor  # noqa: E402
+
+cli.add_command(doctor)
+from edge.cli_store import store  # noqa: E402
+
+cli.add_command(store)
+from edge.cli_model import bench_detect_cmd, model  # noqa: E402
+
+cli.add_command(model)
+bench.add_command(bench_detect_cmd)
+from edge.cli_hub import downlink, hub  # noqa: E402
+
+cli.add_command(hub)
+cli.add_command(downlink)
+from edge.cli_keys import keys  # noqa: E402
+
+cli.add_command(keys)
+from edge.cli_dashboard import dashboard, dashboard_user  # noqa: E402
+
+cli.add_command(dashboard)
+cli.add_command(dashboard_user)
+
+from edge.cli_lanes import bench_lanes_cmd, lanes  # noqa: E402
+
+cli.add_command(lanes)
+bench.add_command(bench_lanes_cmd)
+from edge.cli_replay import replay_cmd  # noqa: E402
+
+cli.add_command(replay_cmd)
 
 
 def main() -> None:

@@ -25,10 +25,12 @@ from pydantic import (
 from drivers.camera.registry import create_camera
 from drivers.errors import InvalidDeviceURL
 from drivers.serial import protocols
+from drivers.serial import record as record_url
 from drivers.serial.framing import make_framer
 from drivers.serial.transport import SerialSettings
 from edge.errors import ConfigError
 from edge.secrets import Secret
+from sync.yamlpos import line_of
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 Ident = Annotated[str, Field(pattern=ID_PATTERN)]
@@ -92,6 +94,15 @@ def _protocol(name: str) -> str:
     return name
 
 
+def _serial_url(url: str) -> str:
+    if url.startswith("record:"):
+        try:
+            record_url.parse(url)
+        except InvalidDeviceURL as exc:
+            raise ValueError(str(exc)) from None
+    return url
+
+
 def _unescape(text: str) -> bytes:
     """``"S\\r\\n"`` as written in YAML to the bytes sent to the device."""
     try:
@@ -102,8 +113,9 @@ def _unescape(text: str) -> bytes:
 
 class ScannerConfig(Strict):
     id: Ident = Field(description="Device id, unique on this edge, e.g. mrz-1.")
-    url: str = Field(
-        description="pyserial URL: /dev/serial/by-id/..., /dev/ttyUSB0, socket://host:port, rfc2217://host:port."
+    url: Annotated[str, AfterValidator(_serial_url)] = Field(
+        description="pyserial URL: /dev/serial/by-id/..., /dev/ttyUSB0, socket://host:port, rfc2217://host:port;"
+        " record:///DIR#URL records the device's bytes."
     )
     protocol: Annotated[str, AfterValidator(_protocol)] = Field(
         description="Parser: mrz, barcode, scale, plate, radiation, rfid or raw."
@@ -164,12 +176,29 @@ class StoreConfig(Strict):
         20, ge=0, le=1000, description="How long the writer waits to fill a batch after the first write arrives."
     )
     queue_max: int = Field(20000, ge=100, description="Writes queued for the writer before submitters block.")
+    max_db_mb: int | None = Field(
+        None, ge=1, description="Cap on the database file (SQLite max_page_count); absent: the disk is the limit."
+    )
 
 
 class TlsConfig(Strict):
     ca_file: ConfigPath = Field(description="CA bundle that signed the broker's certificate.")
     cert_file: ConfigPath = Field(description="This edge's client certificate (its CN is the edge id).")
     key_file: ConfigPath = Field(description="Private key of the client certificate.")
+
+
+class DownlinkConfig(Strict):
+    enabled: bool = Field(False, description="Receive signed watchlists and config from the hub (needs sync).")
+    trusted_keys: list[ConfigPath] = Field(
+        default_factory=list, description="PEM public keys of the hub (checkpoint keys show); a document must verify."
+    )
+    store: ConfigPath = Field(Path("data/downlink.db"), description="SQLite file of applied and rejected documents.")
+
+    @model_validator(mode="after")
+    def _keys_when_enabled(self) -> DownlinkConfig:
+        if self.enabled and not self.trusted_keys:
+            raise ValueError("trusted_keys: at least one hub public key is needed to accept a downlink")
+        return self
 
 
 class SyncConfig(Strict):
@@ -187,6 +216,14 @@ class SyncConfig(Strict):
         1000, ge=1, le=10000, description="Events in flight (published, not yet acked by the hub); bounds memory."
     )
     ack_timeout_s: float = Field(10.0, gt=0, description="Resend an event the hub has not acknowledged after this.")
+    downlink: DownlinkConfig = Field(description="Signed downlink from the hub, on the same connection.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _downlink_defaults_to_empty(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "downlink" not in data:
+            data = data | {"downlink": {}}  # validated like an empty section, so its paths see the context
+        return data
 
     @model_validator(mode="after")
     def _tls_for_mqtts(self) -> SyncConfig:
@@ -202,7 +239,12 @@ class DetectorConfig(Strict):
         default_factory=dict, description="Per-class score thresholds by class name, e.g. {weapon: 0.2}."
     )
     iou: float = Field(0.5, gt=0, le=1, description="IoU threshold of class-aware NMS.")
-    threads: int | None = Field(None, ge=1, le=64, description="Inference threads (default: one per core).")
+    threads: int | None = Field(
+        None, ge=1, le=64, description="Threads per inference (default: 1, with one frame in flight per core)."
+    )
+    parallel: int | None = Field(
+        None, ge=1, le=64, description="Frames of one camera analysed at once (default: enough to busy every core)."
+    )
     providers: list[str] = Field(
         default_factory=lambda: ["cpu"], description="Execution providers in order: cpu, cuda, openvino, tensorrt."
     )
@@ -212,6 +254,86 @@ class DetectorConfig(Strict):
     tile_overlap: float = Field(0.2, ge=0, lt=0.9, description="Overlap between neighbouring tiles.")
     class_names: list[str] | None = Field(None, description="Class names, only for models without metadata.")
     imgsz: tuple[int, int] | None = Field(None, description="Input [height, width], only for models without metadata.")
+
+
+class TerminalConfig(Strict):
+    host: str = Field("127.0.0.1", description="Address the inspector terminal listens on (0.0.0.0: every interface).")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port of the terminal (0: any free port, logged at start).")
+    session_lifetime_min: int = Field(
+        480, ge=1, le=7 * 24 * 60, description="Minutes a login lasts; after it the user logs in again."
+    )
+    secure_cookie: bool | None = Field(
+        None, description="Send the session cookie over HTTPS only (default: on when tls_cert is set)."
+    )
+    tls_cert: ConfigPath | None = Field(None, description="PEM certificate (chain) for HTTPS; absent: plain HTTP.")
+    tls_key: ConfigPath | None = Field(None, description="PEM private key of tls_cert.")
+    login_max_failures: int = Field(5, ge=1, description="Failed logins per user within the window before a pause.")
+    login_max_failures_ip: int = Field(20, ge=1, description="Failed logins per address within the window.")
+    login_window_s: int = Field(900, ge=10, description="Window of the login rate limits, seconds.")
+    banner: str = Field("", max_length=200, description="A line shown on every page, e.g. 'Training system'.")
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> TerminalConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        return self
+
+
+class MetricsConfig(Strict):
+    host: str = Field("127.0.0.1", description="Address of the Prometheus endpoint (/metrics, /healthz).")
+    port: int = Field(9108, ge=0, le=65535, description="TCP port of the endpoint (0: any free port).")
+
+
+class RetentionConfig(Strict):
+    evidence_quota_mb: float = Field(
+        20000, gt=0, description="Evidence files kept on disk; past it, acknowledged evidence is pruned oldest first."
+    )
+    keep_days: float | None = Field(
+        None, gt=0, description="Prune evidence files this many days after the hub acknowledged their event."
+    )
+    min_free_mb: float = Field(
+        500, ge=0, description="Free disk under this (after pruning) raises the disk alarm; images become thumbnails."
+    )
+    thumbnail_px: int = Field(320, ge=32, le=2048, description="Longest side of evidence images while the alarm is on.")
+    interval_s: float = Field(30, gt=0, description="Seconds between retention passes.")
+
+
+class SessionsConfig(Strict):
+    idle_timeout_s: float = Field(120, gt=0, description="A session with no new reading or scan for this long closes.")
+    max_open_s: float = Field(1800, gt=0, description="A session open this long closes even while devices still read.")
+    lookback_s: float = Field(
+        15, ge=0, description="Readings (weight, seals, radiation) this long before a session opens join it."
+    )
+    reopen_guard_s: float = Field(
+        30, ge=0, description="After a decision, reads of the same vehicle this long after it open no new session."
+    )
+
+
+class WatchlistFileConfig(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Watchlist name shown in reasons.")
+    path: ConfigPath = Field(description="CSV (kind,value,birth_date,country,reason) or JSON file of entries.")
+
+
+class RulesConfig(Strict):
+    threshold: int = Field(50, ge=1, le=100, description="Risk score at which clearing needs a reason and approval.")
+    medium_at: int | None = Field(None, ge=0, le=100, description="Score shown as medium risk (default threshold/2).")
+    table: ConfigPath | None = Field(None, description="YAML rules table replacing the shipped one.")
+    inline: list[dict[str, Any]] | None = Field(None, description="Rules table written here instead of a file.")
+    weight_tolerance_pct: float = Field(10, gt=0, le=1000, description="Measured vs declared weight tolerance, %.")
+    shuttle_window_h: float = Field(24, gt=0, le=2160, description="Window of the repeat-crossing (shuttle) rules.")
+    watchlists: list[WatchlistFileConfig] = Field(default_factory=list, description="Watchlist files loaded at start.")
+
+    @model_validator(mode="after")
+    def _table_is_valid(self) -> RulesConfig:
+        from edge.lanes.rules import load_table, parse_table  # lazily: edge.lanes imports this module
+
+        if self.table is not None and self.inline is not None:
+            raise ValueError("give either table (a file) or inline rules, not both")
+        if self.inline is not None:
+            parse_table(self.inline, "inline")
+        elif self.table is not None:
+            load_table(self.table)
+        return self
 
 
 class LoggingConfig(Strict):
@@ -228,13 +350,18 @@ class EdgeConfig(Strict):
     store: StoreConfig = Field(description="The evidentiary store.")
     sync: SyncConfig = Field(description="MQTT sync to the hub.")
     logging: LoggingConfig = Field(description="Logging.")
+    terminal: TerminalConfig | None = Field(None, description="The inspector web terminal; absent: not served.")
+    metrics: MetricsConfig | None = Field(None, description="Prometheus /metrics and /healthz; absent: not served.")
+    retention: RetentionConfig = Field(description="Evidence retention, disk quota and the disk alarm.")
+    sessions: SessionsConfig = Field(description="Lane sessions: when they open and close.")
+    rules: RulesConfig = Field(description="Risk rules, threshold and watchlists.")
 
     @model_validator(mode="before")
     @classmethod
     def _sections_default_to_empty(cls, data: Any) -> Any:
         # An absent section is validated like an empty one, so its defaults see the context.
         if isinstance(data, dict):
-            data = {"store": {}, "sync": {}, "logging": {}} | data
+            data = {"store": {}, "sync": {}, "logging": {}, "retention": {}, "sessions": {}, "rules": {}} | data
         return data
 
     @model_validator(mode="after")
@@ -275,26 +402,6 @@ def _check_duplicates(node: yaml.Node, path: str) -> None:
             _check_duplicates(item, path)
 
 
-def _line_of(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
-    """1-based line of the YAML node at ``loc``, or of its nearest existing parent."""
-    node = root
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if key_node.value == part:
-                    node, line = value_node, key_node.start_mark.line + 1
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
-
-
 def _dotted(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
@@ -332,7 +439,7 @@ def parse_config(text: str, path: Path) -> EdgeConfig:
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = tuple(first["loc"])
-        line_no = _line_of(root, loc)
+        line_no = line_of(root, loc)
         where = f"{path}:{line_no}" if line_no is not None else str(path)
         message = first["msg"].removeprefix("Value error, ")
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""

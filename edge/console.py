@@ -37,6 +37,9 @@ def format_counters(snap: dict[str, Any]) -> str:
         line += f" | sync {'up' if sync['connected'] else 'DOWN'}, acked {sync['acked']}, in flight {sync['inflight']}"
     if snap["store_failing"]:
         line += f" | STORE FAILING: {snap['store_failing']}"
+    disk = snap.get("disk") or {}
+    if disk.get("alarm"):
+        line += f" | DISK ALARM: {disk.get('reason')}"
     return line
 
 

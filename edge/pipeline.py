@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -20,8 +21,11 @@ from drivers.camera.base import Frame
 from drivers.camera.capture import LatestFrameSlot
 from edge.config import CameraConfig
 from edge.errors import EdgeError
+from edge.evidence_crops import store_crops
+from edge.latency import LatencyHistogram
 from edge.store import Store
 from edge.store.records import frame_payload
+from edge.thumbnail import make_thumbnail
 from sync.envelope import format_ts
 
 log = logging.getLogger(__name__)
@@ -48,6 +52,15 @@ class WorkerCounters:
     store_errors: int = 0
 
 
+def thumbnail(image: np.ndarray, longest: int) -> np.ndarray:
+    """``image`` shrunk so its longest side is at most ``longest`` pixels (aspect kept)."""
+    h, w = image.shape[:2]
+    scale = longest / max(h, w)
+    if scale >= 1:
+        return image
+    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
 def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
@@ -65,8 +78,20 @@ class FrameWorker(threading.Thread):
         slot: LatestFrameSlot,
         store: Store,
         analyser: Analyser | None = None,
+        thumbnail_px: Callable[[], int | None] | None = None,
+        on_result: Callable[[str, str, int, dict[str, Any]], None] | None = None,
+        parallel: int = 1,
     ) -> None:
         super().__init__(name=f"analyse-{camera.id}", daemon=True)
+        # Frames of this camera analysed at once (threads sharing the slot): with single-thread
+        # inference, more than one lets one camera use every core (`checkpoint bench detect`).
+        self.parallel = max(1, parallel)
+        self._count_lock = threading.Lock()
+        # on_result(lane_id, camera_id, event_seq, payload): called once the frame's event is committed.
+        self.on_result = on_result
+        # While the disk alarm is on this returns the longest side of evidence thumbnails.
+        self.thumbnail_px = thumbnail_px or (lambda: None)
+        self.latency = LatencyHistogram()
         self.lane_id = lane_id
         self.camera = camera
         self.slot = slot
@@ -81,6 +106,15 @@ class FrameWorker(threading.Thread):
         self._stop_event.set()
 
     def run(self) -> None:
+        helpers = [threading.Thread(target=self._loop, name=f"{self.name}-{i}", daemon=True)
+                   for i in range(1, self.parallel)]
+        for helper in helpers:
+            helper.start()
+        self._loop()
+        for helper in helpers:
+            helper.join()
+
+    def _loop(self) -> None:
         while not self._stop_event.is_set():
             frame = self.slot.get(timeout=0.2)
             if frame is None:
@@ -96,7 +130,9 @@ class FrameWorker(threading.Thread):
         analysis_error = None
         if self.analyser is not None:
             try:
+                started = time.perf_counter()
                 detections = list(self.analyser(frame))
+                self.latency.observe(time.perf_counter() - started)
                 if self._analysis_failing:
                     self._analysis_failing = False
                     log.warning("camera %s: analysis works again", self.camera.id)
@@ -108,10 +144,13 @@ class FrameWorker(threading.Thread):
                     self._analysis_failing = True
                     log.error("camera %s: frames stored without analysis: %s", self.camera.id, analysis_error)
         evidence = []
+        small = self.thumbnail_px() if self.camera.evidence == "all" else None
         if self.camera.evidence == "all":
             try:
-                data = encode_jpeg(frame.image, self.camera.jpeg_quality)
+                image = frame.image if small is None else thumbnail(frame.image, small)
+                data = encode_jpeg(image, self.camera.jpeg_quality if small is None else 60)
                 evidence.append(self.store.evidence.put(data, "image/jpeg", "frame").as_payload())
+                evidence += store_crops(self.store.evidence, frame.image, detections, self.camera.jpeg_quality)
                 if self._evidence_failing:
                     self._evidence_failing = False
                     log.warning("camera %s: evidence images are written again", self.camera.id)
@@ -134,12 +173,24 @@ class FrameWorker(threading.Thread):
         )
         if analysis_error is not None:
             payload["analysis_error"] = analysis_error
+        if detections:  # the hub's only view of the scan: a small JPEG with the boxes (edge/thumbnail.py)
+            hub_thumb = make_thumbnail(frame.image, detections)
+            if hub_thumb is not None:
+                payload["thumbnail"] = hub_thumb
+        if small is not None and evidence:
+            payload["evidence_thumbnail"] = small  # the disk was nearly full: a thumbnail was kept
         future = self.store.submit("frame.analysed", payload)
-        self.counters.analysed += 1
-        self.counters.detections += len(detections)
-        future.add_done_callback(self._on_stored)
+        with self._count_lock:
+            self.counters.analysed += 1
+            self.counters.detections += len(detections)
+        future.add_done_callback(lambda f: self._on_stored(f, payload))
         return future
 
-    def _on_stored(self, future: Future[int]) -> None:
+    def _on_stored(self, future: Future[int], payload: dict[str, Any]) -> None:
         if future.exception() is not None:
             self.counters.store_errors += 1
+        elif self.on_result is not None:
+            try:
+                self.on_result(self.lane_id, self.camera.id, future.result(), payload)
+            except Exception:  # runs on the store writer's thread: never let it fail there
+                log.exception("camera %s: frame result not delivered", self.camera.id)

@@ -22,12 +22,17 @@ from drivers.serial.decoder import Decoder
 from drivers.serial.reading import Reading
 from drivers.serial.transport import SerialReader
 from edge import __version__
+from edge.analysis_plan import frames_in_flight, inference_threads
 from edge.config import CameraConfig, DetectorConfig, EdgeConfig, ScannerConfig
+from edge.downlink_apply import EdgeDownlink, WatchlistRegistry, open_edge_downlink
 from edge.errors import StoreError
+from edge.lanes import LaneService
+from edge.metrics import MetricsServer
 from edge.outbox import StoreOutbox, make_publisher
 from edge.pipeline import Analyser, FrameWorker
 from edge.store import Store
 from edge.store.records import audit_payload, reading_payload
+from edge.store.retention import Retention
 from models.detector import Detector, DetectorOptions
 from sync.envelope import canonical_json, format_ts
 from sync.publisher import Publisher
@@ -56,8 +61,9 @@ class ScannerUnit:
 
 
 def load_detector(cfg: DetectorConfig) -> Detector:
+    # single-thread inferences, one per core: see edge/analysis_plan.py
     options = DetectorOptions(
-        conf=cfg.conf, class_conf=dict(cfg.class_conf), iou=cfg.iou, threads=cfg.threads,
+        conf=cfg.conf, class_conf=dict(cfg.class_conf), iou=cfg.iou, threads=inference_threads(cfg.threads),
         providers=tuple(cfg.providers), tiling=cfg.tiling, tile_overlap=cfg.tile_overlap,
         class_names=cfg.class_names, imgsz=cfg.imgsz,
     )
@@ -72,6 +78,7 @@ class Runtime:
         store: Store | None = None,
         analyser: Analyser | None = None,
         camera_factory: CameraFactory = create_camera,
+        watchlists: WatchlistRegistry | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
@@ -83,6 +90,7 @@ class Runtime:
             batch_max=config.store.batch_max,
             batch_wait_s=config.store.batch_wait_ms / 1000,
             queue_max=config.store.queue_max,
+            max_db_bytes=None if config.store.max_db_mb is None else config.store.max_db_mb * 1024 * 1024,
         )
         self.analyser = analyser
         self.camera_factory = camera_factory
@@ -96,6 +104,20 @@ class Runtime:
         self.publisher: Publisher | None = None
         self._started = False
         self._outbox: StoreOutbox | None = None
+        # Lane sessions, risk rules and decisions: what the web terminal shows (edge/lanes/).
+        self.lanes = LaneService(config.lanes, self.store, sessions=config.sessions, rules=config.rules,
+                                 device_status=self.device_states, clock=clock)
+        self.watchlists = watchlists  # the lanes' registry: signed downlink watchlists are applied to it
+        if self.watchlists is None:
+            self.watchlists = self.lanes.watchlists  # edge.lanes.watchlist.WatchlistRegistry
+        self.downlink: EdgeDownlink | None = None
+        r = config.retention
+        self.retention = Retention(
+            self.store, evidence_quota_mb=r.evidence_quota_mb, keep_days=r.keep_days, min_free_mb=r.min_free_mb,
+            thumbnail_px=r.thumbnail_px, interval_s=r.interval_s, max_db_bytes=self.store.max_db_bytes, clock=clock,
+        )
+        self.metrics: MetricsServer | None = None
+        self.terminal: Any = None  # edge.web.server.Terminal when the config has a terminal section
 
     # ------------------------------------------------------------ lifecycle
 
@@ -109,16 +131,26 @@ class Runtime:
         except BaseException:
             # Leave nothing running behind a failed start, and keep its error the one reported.
             self._stop.set()
+            if self.terminal is not None:
+                self.terminal.stop(1.0)
             for unit in self.units:
                 unit.capture.stop()
                 unit.worker.stop()
             for scanner in self.scanners:
                 scanner.reader.stop()
+            self.retention.stop()
             if self.publisher is not None:
                 self.publisher.stop()
             self.store.close()
             raise
         self._started = True
+
+    def _frames_in_flight(self) -> int:
+        det = self.config.detector
+        if det is None:
+            return 1
+        cameras = sum(len(lane.cameras) for lane in self.config.lanes)
+        return frames_in_flight(det.parallel, inference_threads(det.threads), cameras)
 
     def _start_devices(self) -> None:
         self._audit(
@@ -130,6 +162,7 @@ class Runtime:
                 "scanners": [d.id for lane in self.config.lanes for d in lane.scanners],
             },
         )
+        self.lanes.start()  # watchlist files load here: a bad one stops the start with its file and entry
         state_root = self.config.edge.data_dir / "cameras"
         for lane in self.config.lanes:
             for cam in lane.cameras:
@@ -140,7 +173,9 @@ class Runtime:
                     config=cam,
                     slot=slot,
                     capture=CaptureThread(camera, slot, cam.id),
-                    worker=FrameWorker(lane.id, cam, slot, self.store, self.analyser),
+                    worker=FrameWorker(lane.id, cam, slot, self.store, self.analyser,
+                                       thumbnail_px=self.retention.thumbnail_px, on_result=self.lanes.on_frame,
+                                       parallel=self._frames_in_flight()),
                 )
                 self.units.append(unit)
             for dev in lane.scanners:
@@ -162,10 +197,27 @@ class Runtime:
             scanner.reader.start()
         self._reader = self.store.reader()
         if self.config.sync.enabled:
-            self.publisher, self._outbox = make_publisher(self.store, self.config.sync)
+            self.downlink = open_edge_downlink(
+                self.config.sync.downlink, self.config.edge.id,
+                lambda action, target, detail: self._audit(action, target=target, detail=detail), self.watchlists,
+            )
+            self.publisher, self._outbox = make_publisher(self.store, self.config.sync, self.downlink)
+            self._outbox.status_extra = lambda: {"disk": self.retention.status()}
             self.publisher.start()
         self._monitor = threading.Thread(target=self._watch_devices, name="device-monitor", daemon=True)
         self._monitor.start()
+        self.retention.start()
+        if self.config.terminal is not None:
+            from edge.web.server import Terminal  # the web stack loads only when a terminal is configured
+
+            self.terminal = Terminal(self.config.terminal, self.lanes, self.store, edge_id=self.config.edge.id,
+                                     site_name=self.config.site.name or self.config.site.id, clock=self.clock).start()
+        else:
+            from edge.web.accounts import chain_account_changes  # `checkpoint users` changes still get chained
+
+            chain_account_changes(self.store, self.config.edge.id)
+        if self.config.metrics is not None:
+            self.metrics = MetricsServer(self, self.config.metrics.host, self.config.metrics.port).start()
         log.info(
             "runtime started: edge %s, %d camera(s), %d scanner(s), store %s",
             self.config.edge.id,
@@ -181,6 +233,8 @@ class Runtime:
         self._started = False
         deadline = time.monotonic() + timeout
         self._stop.set()
+        if self.terminal is not None:
+            self.terminal.stop(min(3.0, timeout / 2))  # no decisions arrive while the lanes close
         for unit in self.units:
             unit.capture.stop()
         for scanner in self.scanners:
@@ -192,8 +246,10 @@ class Runtime:
             unit.worker.stop()
         for unit in self.units:
             unit.worker.join(max(0.1, deadline - time.monotonic()))
+        self.retention.stop()
         if self._monitor is not None:
             self._monitor.join(max(0.1, deadline - time.monotonic()))
+        self.lanes.stop()  # sessions still open are closed (outcome "shutdown") before the store flushes
         self._report_device_changes()
         snap = self.snapshot()
         try:
@@ -210,10 +266,16 @@ class Runtime:
             self.publisher.join(max(0.1, deadline - time.monotonic()))
         if self._outbox is not None:
             self._outbox.close()
+        if self.downlink is not None:
+            self.downlink.store.close()
         if self._reader is not None:
             self._reader.conn.close()
             self._reader = None
+        self.retention.join(max(0.1, deadline - time.monotonic() - 1.0))
         self.store.close(max(1.0, deadline - time.monotonic()))
+        if self.metrics is not None:
+            self.metrics.stop()
+            self.metrics = None
         reader = self.store.reader()
         try:
             self._final_backlog = self._count_backlog(reader)
@@ -222,6 +284,14 @@ class Runtime:
         log.info("runtime stopped; store flushed at seq %d", self.store.stats.last_seq)
 
     # ------------------------------------------------------------ status
+
+    def device_states(self) -> dict[str, dict[str, Any]]:
+        """State and last error of every device by id (no store access: cheap enough for every page)."""
+        states = {u.config.id: {"state": u.capture.status.state, "error": u.capture.status.last_error}
+                  for u in self.units}
+        for s in self.scanners:
+            states[s.config.id] = {"state": s.reader.status.state, "error": s.reader.status.last_error}
+        return states
 
     def snapshot(self) -> dict[str, Any]:
         """Live counters for the terminal, doctor and metrics."""
@@ -267,6 +337,7 @@ class Runtime:
                 "inflight": self.publisher.stats.inflight,
             },
             "devices": devices,
+            "disk": self.retention.status(),
         }
 
     # ------------------------------------------------------------ internals
@@ -306,6 +377,7 @@ class Runtime:
             )
             future = self.store.submit("reading", payload)
             future.add_done_callback(lambda f: self._keep_raw_if_rejected(f, r, lane_id))
+            self.lanes.on_reading(lane_id, r, future)
 
         return sink
 
@@ -329,6 +401,7 @@ class Runtime:
             if state == unit.reported_state or state == "starting":
                 continue
             unit.reported_state = state
+            self.lanes.device_changed(unit.lane_id, unit.config.id)
             self.store.submit(
                 "device.status",
                 {

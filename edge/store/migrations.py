@@ -18,6 +18,8 @@ import sqlite_utils
 
 from edge.errors import StoreError
 from edge.store.db import atomic
+from edge.store.lanes_records import LANES_TABLES, apply_v3
+from edge.store.retention_schema import apply_v5
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,7 @@ APPEND_ONLY = ("readings", "frames", "detections", "decisions", "audit_log")
 
 # Triggers that make the record append-only; verify reports any that are missing.
 GUARD_TRIGGERS = ("outbox_no_delete", "outbox_no_update") + tuple(
-    f"{t}_no_{op}" for t in APPEND_ONLY for op in ("update", "delete")
+    f"{t}_no_{op}" for t in APPEND_ONLY + LANES_TABLES for op in ("update", "delete")
 )
 
 _V1 = """
@@ -156,10 +158,62 @@ def _v1(db: sqlite_utils.Database, edge_id: str) -> None:
     )
 
 
+# Terminal accounts (not chained: account changes and refusals are chained as ``audit`` events).
+_V2 = """
+CREATE TABLE users (
+    username TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('inspector', 'supervisor', 'technician', 'admin')),
+    password_hash TEXT NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+-- Login attempts, for rate limiting per user and per address.
+CREATE TABLE login_attempts (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    username TEXT NOT NULL,
+    ip TEXT NOT NULL,
+    ok INTEGER NOT NULL
+);
+CREATE INDEX login_attempts_user ON login_attempts(username, at);
+CREATE INDEX login_attempts_ip ON login_attempts(ip, at);
+-- Server-side terminal sessions; the cookie holds the token, the table only its SHA-256.
+CREATE TABLE web_sessions (
+    token_sha256 TEXT PRIMARY KEY,
+    username TEXT NOT NULL REFERENCES users(username),
+    csrf_token TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    lang TEXT NOT NULL DEFAULT 'en'
+);
+-- Account changes made while no runtime held the store (``checkpoint users``): the runtime
+-- chains each as an ``audit`` event when it starts and sets recorded_seq.
+CREATE TABLE account_audit_pending (
+    id INTEGER PRIMARY KEY,
+    ts TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT,
+    detail TEXT NOT NULL,
+    recorded_seq INTEGER
+)
+"""
+
+
+def _v2(db: sqlite_utils.Database, _edge_id: str) -> None:
+    for statement in _V2.split(";\n"):
+        if statement.strip():
+            db.conn.execute(statement)
+
+
 Migration = tuple[int, str, Callable[[sqlite_utils.Database, str], None]]
 
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "initial evidentiary schema", _v1),
+    (2, "terminal accounts, login attempts, sessions", _v2),
+    (3, "lane session index, declarations, watchlist versions", apply_v3),
+    (5, "retention: evidence and frame-evidence indexes", apply_v5),
 )
 
 

@@ -301,15 +301,18 @@ def test_evidence_paths_cannot_escape(tmp_path):
 
 def test_migration_backs_up_first_and_applies_in_order(tmp_path):
     filled(tmp_path)
-    extra = (2, "add a notes table", lambda db, _edge: db.conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY)"))
+    current = MIGRATIONS[-1][0]
+    nxt = current + 1
+    extra = (nxt, "add a notes table", lambda db, _edge: db.conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY)"))
     db = connect(tmp_path / "edge.db")
-    assert migrate(db, tmp_path / "edge.db", "edge-1", MIGRATIONS + (extra,)) == [2]
-    assert schema_version(db) == 2
+    assert migrate(db, tmp_path / "edge.db", "edge-1", MIGRATIONS + (extra,)) == [nxt]
+    assert schema_version(db) == nxt
+    assert db.conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'notes'").fetchone()[0] == 1
     db.conn.close()
-    backups = list(tmp_path.glob("edge.db.v1-*.bak"))
+    backups = list(tmp_path.glob(f"edge.db.v{current}-*.bak"))
     assert len(backups) == 1
     old = sqlite3.connect(backups[0])
-    assert old.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert old.execute("PRAGMA user_version").fetchone()[0] == current
     assert old.execute("SELECT count(*) FROM outbox").fetchone()[0] == 8
     old.close()
 
@@ -323,8 +326,8 @@ def test_failed_migration_leaves_the_previous_version(tmp_path):
 
     db = connect(tmp_path / "edge.db")
     with pytest.raises(RuntimeError):
-        migrate(db, tmp_path / "edge.db", "edge-1", MIGRATIONS + ((2, "broken", broken),))
-    assert schema_version(db) == 1
+        migrate(db, tmp_path / "edge.db", "edge-1", MIGRATIONS + ((MIGRATIONS[-1][0] + 1, "broken", broken),))
+    assert schema_version(db) == MIGRATIONS[-1][0]
     assert db.conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'half_done'").fetchone()[0] == 0
     db.conn.close()
 
