@@ -21,15 +21,17 @@ _QUALITIES = (70, 55, 40, 30)
 
 def make_thumbnail(image: np.ndarray, detections: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any] | None:
     """``{"media_type", "width", "height", "jpeg_b64"}`` of at most ``MAX_BYTES`` JPEG, or None if impossible."""
-    if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     height, width = image.shape[:2]
     if not height or not width:
         return None
+    source = image
     for side in _SIDES:
         scale = min(1.0, side / max(height, width))
         h, w = max(1, round(height * scale)), max(1, round(width * scale))
-        small = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA) if scale < 1 else image.copy()
+        # Shrink first (from the previous, larger attempt: far fewer pixels than the scan), colour after.
+        if (h, w) != source.shape[:2]:
+            source = cv2.resize(source, (w, h), interpolation=cv2.INTER_AREA)
+        small = cv2.cvtColor(source, cv2.COLOR_GRAY2BGR) if source.ndim == 2 else source.copy()
         for d in detections:
             try:
                 x1, y1, x2, y2 = (float(v) * scale for v in d["box"])
