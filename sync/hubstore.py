@@ -94,6 +94,23 @@ _GAP_NEXT = "SELECT min(seq) FROM events WHERE edge_id = ? AND edge_epoch = ? AN
 _WATERMARK = "SELECT watermark FROM edges WHERE edge_id = ? AND edge_epoch = ?"
 
 
+
+def walk_chain(
+    rows: Iterable[tuple[int, str, str]], watermark: int, head: str, error: str | None
+) -> tuple[int, str, str | None, tuple[int, int] | None]:
+    """Advance a contiguous watermark over ``(seq, prev_hash, hash)`` rows above it, in seq order.
+
+    Returns the new watermark, its hash, the first chain error (kept once set) and the gap that
+    stopped it as ``(watermark, next stored seq)``, or None. Both hub stores use it.
+    """
+    for seq, prev_hash, hash_ in rows:
+        if seq != watermark + 1:
+            return watermark, head, error, (watermark, seq)
+        if prev_hash != head and error is None:
+            error = f"chain broken at seq {seq}: prev_hash does not match seq {seq - 1}"
+        watermark, head = seq, hash_
+    return watermark, head, error, None
+
 def ack_row(edge_id: str, ack: dict[str, Any], now: str) -> tuple[Any, ...]:
     """A downlink ack from an edge as a row; ``ValueError`` when it is not one."""
     if not isinstance(ack, dict) or ack.get("status") not in ("applied", "rejected"):
@@ -231,14 +248,7 @@ class SqliteHubStore:
             "SELECT seq, prev_hash, hash FROM events WHERE edge_id = ? AND edge_epoch = ? AND seq > ? ORDER BY seq",
             (edge_id, epoch, watermark),
         )
-        gap = None
-        for seq, prev_hash, hash_ in cursor:
-            if seq != watermark + 1:
-                gap = (watermark, seq)
-                break
-            if prev_hash != head and error is None:
-                error = f"chain broken at seq {seq}: prev_hash does not match seq {seq - 1}"
-            watermark, head = seq, hash_
+        watermark, head, error, gap = walk_chain(cursor, watermark, head, error)
         cursor.close()
         self.conn.execute(
             "INSERT INTO edges (edge_id, edge_epoch, watermark, watermark_hash, last_seen, chain_error)"

@@ -21,7 +21,7 @@ from psycopg.types.json import Jsonb
 
 from sync import forward
 from sync.envelope import GENESIS_HASH, canonical_json, format_ts
-from sync.hubstore import _STATUS_UPSERT, Stored, ack_row, status_row
+from sync.hubstore import _STATUS_UPSERT, Stored, ack_row, status_row, walk_chain
 
 log = logging.getLogger(__name__)
 
@@ -173,14 +173,7 @@ class PostgresHubStore:
             " ORDER BY seq",
             (edge_id, epoch, watermark),
         )
-        gap = None
-        for seq, prev_hash, hash_ in rows:
-            if seq != watermark + 1:
-                gap = (watermark, seq)
-                break
-            if prev_hash != head and error is None:
-                error = f"chain broken at seq {seq}: prev_hash does not match seq {seq - 1}"
-            watermark, head = seq, hash_
+        watermark, head, error, gap = walk_chain(rows, watermark, head, error)
         conn.execute(
             "INSERT INTO edges (edge_id, edge_epoch, watermark, watermark_hash, last_seen, chain_error)"
             " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (edge_id, edge_epoch) DO UPDATE SET"
