@@ -19,6 +19,7 @@ import serial
 
 from drivers.errors import InvalidDeviceURL
 from drivers.recording import SerialRecorder
+from drivers.serial.transport import exclusive_if_local
 
 GRAMMAR = "record:///ABSOLUTE/DIR[?max_mb=M]#INNER_PYSERIAL_URL (e.g. record:///srv/rec/mrz-1#/dev/ttyUSB0)"
 
@@ -76,7 +77,7 @@ def open_recording(url: str, meta: dict[str, Any] | None, **kwargs: Any) -> Reco
     root, inner_url, max_mb = parse(url)
     if inner_url.startswith("record:"):
         raise InvalidDeviceURL(f"{url}: record:// inside record://; expected {GRAMMAR}")
-    port = serial.serial_for_url(inner_url, **kwargs)
+    port = serial.serial_for_url(inner_url, **exclusive_if_local(inner_url, kwargs))
     try:
         recorder = SerialRecorder(root, inner_url, meta, max_mb)
     except BaseException:

@@ -72,7 +72,14 @@ def open_port(url: str, *, meta: dict[str, Any] | None = None, **kwargs: Any) ->
     wrapper = WRAPPERS.get(scheme)
     if wrapper is not None:
         return wrapper(url, meta, **kwargs)
-    return serial.serial_for_url(url, **kwargs)
+    return serial.serial_for_url(url, **exclusive_if_local(url, kwargs))
+
+
+def exclusive_if_local(url: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A local port is opened with an exclusive lock (flock): two readers would each get part of the bytes."""
+    if "://" in url:
+        return kwargs
+    return {"exclusive": True, **kwargs}
 
 
 @dataclasses.dataclass

@@ -147,3 +147,18 @@ def test_fault_injection_helpers_keep_every_byte() -> None:
     assert len(garbage(10, rng)) == 10
     assert burst([b"A", b"B"], 3) == b"ABABAB"
     assert script([b"a", b"b"], 0.1) == [(0.1, b"a"), (0.1, b"b")]
+
+
+def test_a_local_port_is_held_exclusively_so_no_second_reader_splits_the_bytes(device: PtyDevice) -> None:
+    from drivers.serial.transport import open_port as runtime_open
+
+    first = runtime_open(str(device.link_path), baudrate=9600, timeout=0.2)
+    try:
+        with pytest.raises(serial.SerialException, match="exclusively lock"):
+            runtime_open(str(device.link_path), baudrate=9600, timeout=0.2)
+        device.write(b"ABC\r\n")
+        assert read_exactly(first, 5) == b"ABC\r\n"
+    finally:
+        first.close()
+    again = runtime_open(str(device.link_path), baudrate=9600, timeout=0.2)  # released on close
+    again.close()
