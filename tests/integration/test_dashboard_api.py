@@ -277,7 +277,8 @@ def test_users_file_is_reloaded_and_bad_lines_are_named(tmp_path, filled):
 
 def test_hub_worker_stores_edge_status_from_the_broker(tmp_path, mosquitto):
     """The edge's retained status (online with backlog, then offline) reaches the dashboard via a real worker."""
-    from test_sync import start_edge, stop_edge, wait_until
+    from test_sync import start_edge, stop_edge
+    from waiting import wait_until
 
     from sync.dashboard.queries import open_reader
     from sync.hub import HubWorker

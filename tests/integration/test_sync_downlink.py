@@ -14,7 +14,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
-from test_sync import start_edge, stop_edge, wait_until
+from test_sync import start_edge, stop_edge
+from waiting import wait_until
 
 from edge.downlink_apply import EdgeDownlink
 from edge.lanes.watchlist import WatchlistRegistry

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from test_sync import wait_until
+from waiting import wait_until
 
 from edge.config import parse_config
 from edge.lanes.watchlist import WatchlistRegistry

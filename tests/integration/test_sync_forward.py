@@ -11,8 +11,9 @@ import sqlite3
 
 import psycopg
 import pytest
-from test_sync import start_edge, stop_edge, unacked, wait_until
+from test_sync import start_edge, stop_edge, unacked
 from test_sync_postgres import pg_url  # noqa: F401  (fixture)
+from waiting import wait_until
 
 from edge.store.records import reading_payload
 from sync.envelope import verify_envelope

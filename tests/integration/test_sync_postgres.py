@@ -28,7 +28,8 @@ def pg_url():
 
 
 def test_two_edges_two_workers_exactly_once_on_postgres(tmp_path, mosquitto, pg_url):
-    from test_sync import fill, start_edge, stop_edge, unacked, wait_until
+    from test_sync import fill, start_edge, stop_edge, unacked
+    from waiting import wait_until
 
     broker = BrokerSettings("127.0.0.1", mosquitto.port)
     workers = [HubWorker(open_hub_store(pg_url), broker, worker_id=f"w{i}") for i in range(2)]

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from test_sync import fill, hub_rows, start_edge, stop_edge, unacked, wait_until
+from test_sync import fill, hub_rows, start_edge, stop_edge, unacked
+from waiting import wait_until
 
 from sync.hub import HubWorker
 from sync.hubstore import SqliteHubStore
