@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+from sync.downlink import VerifiedDownlink
 from sync.downlink_store import DownlinkStore
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,8 @@ Audit = Callable[[str, str | None, dict[str, Any]], None]
 
 
 class WatchlistRegistry(Protocol):
+    def validate(self, name: str, version: str, entries: Iterable[Mapping[str, Any]]) -> Any: ...
+
     def replace(self, name: str, version: str, entries: Iterable[Mapping[str, Any]], source: str) -> Any: ...
 
 
@@ -69,7 +72,7 @@ class EdgeDownlink:
     def handle(self, topic: str, raw: bytes) -> dict[str, Any] | None:
         if not raw:
             return None  # an empty retained message clears the broker's copy; nothing to apply
-        ack = self.store.apply(raw)
+        ack = self.store.apply(raw, check=self._check)
         target = f"{ack['kind']}/{ack['name']}" if ack["kind"] and ack["name"] else None
         if ack["status"] == "rejected":
             self.audit("downlink.rejected", target, {"topic": topic[:200], "version": ack["version"],
@@ -93,6 +96,11 @@ class EdgeDownlink:
                 return ack
         self.audit("downlink.applied", target, detail)
         return ack
+
+    def _check(self, doc: VerifiedDownlink) -> None:
+        """Before a signed watchlist becomes active: every entry must parse for the lanes (else rejected)."""
+        if doc.kind == "watchlist" and self.watchlists is not None:
+            self.watchlists.validate(doc.name, str(doc.version), registry_entries(doc.body.get("entries", [])))
 
     def status(self) -> dict[str, Any]:
         return self.store.active_versions()

@@ -191,8 +191,19 @@ class DownlinkStore:
 
     # ------------------------------------------------------------ applying
 
-    def apply(self, raw: bytes | str, *, now: float | None = None) -> dict[str, Any]:
+    def apply(
+        self,
+        raw: bytes | str,
+        *,
+        now: float | None = None,
+        check: Callable[[VerifiedDownlink], None] | None = None,
+    ) -> dict[str, Any]:
         """Verify and apply one downlink as received; return the ack to publish.
+
+        ``check`` is the consumer's last word on a verified document before it becomes the
+        active version (e.g. the lanes' watchlist parser): whatever it raises rejects the
+        document as ``malformed``, recorded like any other rejection, and the previous
+        version stays active.
 
         The ack is ``{"kind", "name", "version", "status": "applied"|"rejected", "reason", "detail"}``;
         ``reason`` is None when applied, ``"duplicate"`` for a redelivery of the
@@ -202,14 +213,16 @@ class DownlinkStore:
         now = self._clock() if now is None else now
         data = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
         with self._transaction() as conn:
-            ack = self._apply(conn, data, now)
+            ack = self._apply(conn, data, now, check)
         if ack["status"] == "applied" and ack["reason"] is None:
             log.info("downlink: applied %s/%s version %s", ack["kind"], ack["name"], ack["version"])
         elif ack["status"] == "rejected":
             log.warning("downlink: rejected (%s) %s", ack["reason"], ack["detail"])
         return ack
 
-    def _apply(self, conn: sqlite3.Connection, data: bytes, now: float) -> dict[str, Any]:
+    def _apply(
+        self, conn: sqlite3.Connection, data: bytes, now: float, check: Callable[[VerifiedDownlink], None] | None
+    ) -> dict[str, Any]:
         kind = name = key_id = None
         version: int | None = None
         try:
@@ -243,6 +256,13 @@ class DownlinkStore:
             detail = f"unexpected {type(exc).__name__}"
             self._record_rejection(conn, now, "malformed", detail, kind, name, version, key_id, data)
             return _ack(kind, name, version, "rejected", "malformed", detail)
+        if check is not None:
+            try:
+                check(verified)
+            except Exception as exc:  # signed and current, but its consumer cannot use it
+                detail = f"refused by the edge: {str(exc)[:300]}"
+                self._record_rejection(conn, now, "malformed", detail, kind, name, version, key_id, data)
+                return _ack(kind, name, version, "rejected", "malformed", detail)
         self._store(conn, verified, now)
         return _ack(verified.kind, verified.name, verified.version, "applied", None, "")
 

@@ -171,10 +171,8 @@ class WatchlistRegistry:
         number); ``source`` says where it came from ("file:/etc/...", "hub"). Raises
         ``RulesError`` naming the first bad entry; the previous version stays in force.
         """
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
-            raise RulesError(f"watchlist name {name!r} must be 1-64 letters, digits, '.', '_' or '-'")
         raw = list(entries)
-        parsed = tuple(parse_entry(name, version, i, e) for i, e in enumerate(raw))
+        parsed = self.validate(name, version, raw)
         by_kind: dict[str, int] = {}
         for e in parsed:
             by_kind[e.kind] = by_kind.get(e.kind, 0) + 1
@@ -185,6 +183,13 @@ class WatchlistRegistry:
         for listener in list(self._listeners):
             listener(info)
         return info
+
+    @staticmethod
+    def validate(name: str, version: str, entries: Iterable[Mapping[str, Any]]) -> tuple[Entry, ...]:
+        """The parsed entries of list ``name``, or ``RulesError`` naming the first bad one; changes nothing."""
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+            raise RulesError(f"watchlist name {name!r} must be 1-64 letters, digits, '.', '_' or '-'")
+        return tuple(parse_entry(name, version, i, e) for i, e in enumerate(entries))
 
     def remove(self, name: str) -> bool:
         with self._lock:

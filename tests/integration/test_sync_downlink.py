@@ -209,3 +209,35 @@ def test_keys_and_downlink_publish_commands(tmp_path, mosquitto):
 
 def doc_time(doc: dict) -> float:
     return downlink.parse_ts(doc["issued_at"], "issued_at") + 1
+
+
+def test_a_signed_watchlist_the_lanes_refuse_never_becomes_the_active_version(tmp_path):
+    registry = WatchlistRegistry()
+    trail: list[tuple[str, str | None, dict]] = []
+    store = DownlinkStore(tmp_path / "downlink.db", edge_id="edge-a", trusted_keys=TRUSTED).open()
+    handler = EdgeDownlink(store, lambda action, target, detail: trail.append((action, target, detail)), registry)
+    topic = topics.downlink_edge("checkpoint", "edge-a", "watchlist", "plates")
+    try:
+        assert handler.handle(topic, make_document(kind="watchlist", name="plates", version=1,
+                                                   body=plates("A123BC77"), key=KEY))["status"] == "applied"
+        # Properly signed and newer, but "X1" is no plate: the lanes' parser refuses it.
+        ack = handler.handle(topic, make_document(kind="watchlist", name="plates", version=2,
+                                                  body=plates("B456CD77", "X1"), key=KEY))
+        assert (ack["status"], ack["reason"], ack["version"]) == ("rejected", "malformed", 2)
+        assert "plate must have 4-12 letters and digits" in ack["detail"]
+        assert store.active_versions() == {"watchlist": {"plates": 1}}
+        assert [(i.name, i.version) for i in registry.lists()] == [("plates", "1")]
+        assert not registry.match_plate("B456CD77")
+        assert [r["reason"] for r in store.rejections()] == ["malformed"]
+        assert [(a, t, d.get("reason")) for a, t, d in trail] == [
+            ("downlink.applied", "watchlist/plates", None), ("downlink.rejected", "watchlist/plates", "malformed")]
+        # The refused version is not "current": a corrected version 2 still applies.
+        assert handler.handle(topic, make_document(kind="watchlist", name="plates", version=2,
+                                                   body=plates("B456CD77"), key=KEY))["status"] == "applied"
+        assert registry.match_plate("B456CD77") and store.active_versions() == {"watchlist": {"plates": 2}}
+        # After a restart the registry is refilled with the active version only.
+        fresh = WatchlistRegistry()
+        EdgeDownlink(store, lambda *_a: None, fresh).load_active()
+        assert [(i.name, i.version) for i in fresh.lists()] == [("plates", "2")]
+    finally:
+        store.close()
