@@ -82,14 +82,12 @@ def model_eval(file: Path, scenes: int, seed: int, threads: int, width: int, hei
     Example:
       checkpoint model eval --model models/xray-det-int8.onnx --scenes 300
     """
-    from models.evaluate import evaluate_model, format_report
+    from models.evaluate import check_held_out, evaluate_model, format_report
 
-    if seed < HELD_OUT_SEEDS.start or seed + scenes > HELD_OUT_SEEDS.stop:
-        raise click.BadParameter(
-            f"held-out seeds lie in {HELD_OUT_SEEDS.start}..{HELD_OUT_SEEDS.stop - 1} (training draws below them); "
-            f"got {seed}..{seed + scenes - 1}",
-            param_hint="--seed",
-        )
+    try:
+        check_held_out(scenes, seed)  # before the model loads: the same rule the evaluation enforces
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--seed") from None
     report = evaluate_model(file, scenes=scenes, seed=seed, width=width, height=height, threads=threads)
     if as_json:
         _echo_json(_finite(report))

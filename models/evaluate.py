@@ -116,15 +116,20 @@ def evaluate_detections(results: Iterable[ImageResult], class_names: Sequence[st
     }
 
 
-def held_out_scenes(scenes: int, seed: int, width: int = 1024, height: int = 512) -> Iterable[Any]:
-    """``render_scene`` for seeds ``seed .. seed + scenes - 1`` (default simulator settings)."""
-    from drivers.sim.xray import render_scene  # the simulator is a driver; import only when evaluating
-
+def check_held_out(scenes: int, seed: int) -> None:
+    """``ValueError`` unless seeds ``seed .. seed + scenes - 1`` all lie in ``HELD_OUT_SEEDS``."""
     if seed < HELD_OUT_SEEDS.start or seed + scenes > HELD_OUT_SEEDS.stop:
         raise ValueError(
             f"held-out seeds must lie in {HELD_OUT_SEEDS.start}..{HELD_OUT_SEEDS.stop - 1} (training draws below "
             f"{TRAIN_SEEDS.stop}); got {seed}..{seed + scenes - 1}"
         )
+
+
+def held_out_scenes(scenes: int, seed: int, width: int = 1024, height: int = 512) -> Iterable[Any]:
+    """``render_scene`` for seeds ``seed .. seed + scenes - 1`` (default simulator settings)."""
+    from drivers.sim.xray import render_scene  # the simulator is a driver; import only when evaluating
+
+    check_held_out(scenes, seed)
     for s in range(seed, seed + scenes):
         yield render_scene(s, width=width, height=height)
 
