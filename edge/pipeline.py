@@ -25,7 +25,7 @@ from edge.evidence_crops import store_crops
 from edge.latency import LatencyHistogram
 from edge.store import Store
 from edge.store.records import frame_payload
-from edge.thumbnail import make_thumbnail
+from edge.thumbnail import make_thumbnail, shrink
 from sync.envelope import format_ts
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def thumbnail(image: np.ndarray, longest: int) -> np.ndarray:
     scale = longest / max(h, w)
     if scale >= 1:
         return image
-    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return shrink(image, (max(1, round(w * scale)), max(1, round(h * scale))))
 
 
 def encode_jpeg(image: np.ndarray, quality: int) -> bytes:

@@ -19,6 +19,21 @@ _SIDES = (320, 256, 192, 128, 96)
 _QUALITIES = (70, 55, 40, 30)
 
 
+def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` resized down to ``size`` (width, height): halved by pixel averaging while that
+    does not overshoot, then one linear step of less than 2x.
+
+    Same look as one ``INTER_AREA`` resize at a fraction of the cost: OpenCV's area resize is
+    fast for exact halves and about 8x slower for a ratio like 3.2 (1024 -> 320 wide).
+    """
+    w, h = size
+    while image.shape[1] >= 2 * w and image.shape[0] >= 2 * h:
+        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    if (image.shape[0], image.shape[1]) == (h, w):
+        return image
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 def make_thumbnail(image: np.ndarray, detections: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any] | None:
     """``{"media_type", "width", "height", "jpeg_b64"}`` of at most ``MAX_BYTES`` JPEG, or None if impossible."""
     height, width = image.shape[:2]
@@ -30,7 +45,7 @@ def make_thumbnail(image: np.ndarray, detections: Sequence[Mapping[str, Any]] = 
         h, w = max(1, round(height * scale)), max(1, round(width * scale))
         # Shrink first (from the previous, larger attempt: far fewer pixels than the scan), colour after.
         if (h, w) != source.shape[:2]:
-            source = cv2.resize(source, (w, h), interpolation=cv2.INTER_AREA)
+            source = shrink(source, (w, h))
         small = cv2.cvtColor(source, cv2.COLOR_GRAY2BGR) if source.ndim == 2 else source.copy()
         for d in detections:
             try:

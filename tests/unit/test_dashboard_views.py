@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.thumbnail import MAX_BYTES, make_thumbnail
+from edge.thumbnail import MAX_BYTES, make_thumbnail, shrink
 from sync.dashboard.auth import Sessions, User, UsersError, set_user
 from sync.dashboard.queries import like_pattern
 from sync.dashboard.views import (
@@ -125,6 +125,23 @@ def test_thumbnail_is_small_and_draws_boxes():
     assert (thumb["width"], thumb["height"]) == (320, 107) == (image.shape[1], image.shape[0])
     b, g, r = image[int(100 * 320 / 1200) + 1, 120]  # on the top edge of the box: red
     assert r > 150 and g < 100 and b < 100
+
+
+@pytest.mark.parametrize("src_hw, size", [((512, 1024), (320, 160)), ((1080, 1920, 3), (320, 180)),
+                                          ((401, 1203), (320, 107)), ((300, 300), (150, 150)), ((100, 90), (60, 54))])
+def test_shrink_matches_an_area_resize(src_hw, size):
+    """Halving then one linear step gives the exact size and the look of one INTER_AREA resize."""
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[: src_hw[0], : src_hw[1]]
+    scene = (128 + 60 * np.sin(xx / 23.0) * np.cos(yy / 17.0)).astype(np.float32)
+    if len(src_hw) == 3:
+        scene = np.repeat(scene[:, :, None], 3, axis=2)
+    image = np.clip(scene + rng.normal(0, 25, scene.shape), 0, 255).astype(np.uint8)  # structure plus sensor noise
+    small = shrink(image, size)
+    area = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    assert small.shape == area.shape and small.dtype == np.uint8
+    diff = np.abs(small.astype(np.int16) - area.astype(np.int16))
+    assert diff.mean() < 6 and np.percentile(diff, 99) < 25, (diff.mean(), np.percentile(diff, 99))
 
 
 def test_sessions_expire_and_logins_are_throttled():
