@@ -59,13 +59,14 @@ def plan_letterbox(src_hw: tuple[int, int], in_hw: tuple[int, int]) -> Letterbox
     return LetterboxInfo(src_h, src_w, in_h, in_w, scale, new_h, new_w, pad_top, pad_left)
 
 
-def _normaliser(dtype: np.dtype) -> float:
+def _normaliser(dtype: np.dtype) -> np.float32:
+    """The float32 factor to [0, 1] (a numpy scalar: a Python float would make numpy compute in float64)."""
     if dtype == np.uint8:
-        return 1.0 / 255.0
+        return np.float32(1.0 / 255.0)
     if dtype == np.uint16:
-        return 1.0 / 65535.0
+        return np.float32(1.0 / 65535.0)
     if np.issubdtype(dtype, np.floating):
-        return 1.0  # already in [0, 1]
+        return np.float32(1.0)  # already in [0, 1]
     raise ValueError(f"unsupported image dtype {dtype}; expected uint8, uint16 or float in [0, 1]")
 
 
