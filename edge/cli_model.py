@@ -117,13 +117,20 @@ def model_eval(file: Path, scenes: int, seed: int, threads: int, width: int, hei
     type=click.FloatRange(0.5, 600),
     default=10.0,
     show_default=True,
-    help="Measuring time of each raw configuration and each pipeline run.",
+    help="Measuring time of each raw configuration, and of the pipeline and the raw baseline per camera count.",
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(1, 100),
+    default=4,
+    show_default=True,
+    help="Turns the pipeline and the raw baseline take (the ratio holds on a machine whose speed drifts).",
 )
 @click.option("--width", type=click.IntRange(64, 8192), default=1024, show_default=True, help="Scan width.")
 @click.option("--height", type=click.IntRange(64, 8192), default=512, show_default=True, help="Scan height.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of the table.")
 def bench_detect_cmd(
-    file: Path | None, cameras: tuple[int, ...], seconds: float, width: int, height: int, as_json: bool
+    file: Path | None, cameras: tuple[int, ...], seconds: float, rounds: int, width: int, height: int, as_json: bool
 ) -> None:
     """Bare ONNX session throughput vs the whole pipeline (cameras to store), their ratio and latency.
 
@@ -138,7 +145,13 @@ def bench_detect_cmd(
     logging.getLogger().setLevel(logging.WARNING)
     say = (lambda _m: None) if as_json else (lambda m: click.echo(m, err=True))
     report = bench_detect(
-        file or DEFAULT_MODEL, tuple(sorted(set(cameras))), seconds, width=width, height=height, progress=say
+        file or DEFAULT_MODEL,
+        tuple(sorted(set(cameras))),
+        seconds,
+        rounds=rounds,
+        width=width,
+        height=height,
+        progress=say,
     )
     if as_json:
         _echo_json(report)
