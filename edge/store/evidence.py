@@ -1,17 +1,29 @@
 """Evidence files named by their SHA-256: ``DIR/ab/abcdef....jpg``.
 
-A file is written to a temporary name, fsynced, renamed into place and its
-folder fsynced, before the event that points at it is committed: a committed
-event never points at a file that a power cut could lose. Identical content is
-stored once.
+A file is written to a temporary name and renamed into place, and it is on disk
+(data and folder entry) before the event that points at it is committed: a
+committed event never points at a file that a power cut could lose. Identical
+content is stored once.
+
+Two ways to get it on disk. ``EvidenceStore(root)`` fsyncs each file and its
+folder inside ``put`` (about 9 ms of waiting per file on this project's test
+machine). ``EvidenceStore(root, group_sync=True)``, the store writer's, only
+notes the file, and ``sync()`` makes every noted file durable at once (one
+``syncfs`` of the file system on Linux, else an fsync per file and folder); the
+writer calls it before each commit, so a batch of events pays for one flush
+and the analysis threads never wait for the disk (group commit).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import os
 import re
+import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,9 +45,27 @@ class EvidenceRef:
         return {"sha256": self.sha256, "media_type": self.media_type, "bytes": self.bytes, "role": self.role}
 
 
+def _load_syncfs() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+    return fn
+
+
+_SYNCFS = _load_syncfs()
+
+
 class EvidenceStore:
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, *, group_sync: bool = False) -> None:
         self.root = Path(root)
+        self.group_sync = group_sync
+        self._lock = threading.Lock()
+        self._unsynced: set[Path] = set()  # files renamed into place, not yet known to be on disk
 
     def path_for(self, sha256: str, media_type: str) -> Path:
         """The file for a hash; refuses anything that is not a hex SHA-256 (no path tricks)."""
@@ -51,24 +81,59 @@ class EvidenceStore:
         target = self.path_for(sha, media_type)
         ref = EvidenceRef(sha, media_type, len(data), role)
         if target.exists() and target.stat().st_size == len(data):
-            return ref
+            return ref  # when another thread's put of it is not synced yet, the next sync() covers it
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
             tmp = Path(tmp_name)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+                if not self.group_sync:
+                    fh.flush()
+                    os.fsync(fh.fileno())
             os.replace(tmp, target)
-            dir_fd = os.open(target.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            if self.group_sync:
+                with self._lock:
+                    self._unsynced.add(target)
+            else:
+                _fsync_dir(target.parent)
         except OSError as exc:
             raise StoreError(f"cannot write evidence {target}: {exc.strerror}") from exc
         return ref
+
+    def sync(self) -> int:
+        """Make every file ``put`` since the last call durable; returns how many. Raises ``OSError``.
+
+        Called by the store writer before each commit (``group_sync``); a no-op when nothing is waiting.
+        On failure the files stay noted and the next call tries them again.
+        """
+        with self._lock:
+            files, self._unsynced = self._unsynced, set()
+        if not files:
+            return 0
+        try:
+            if _SYNCFS is not None:
+                fd = os.open(self.root, os.O_RDONLY)
+                try:
+                    if _SYNCFS(fd) != 0:
+                        err = ctypes.get_errno()
+                        raise OSError(err, f"syncfs {self.root}: {os.strerror(err)}")
+                finally:
+                    os.close(fd)
+            else:
+                for path in files:
+                    fd = os.open(path, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                for folder in {path.parent for path in files}:
+                    _fsync_dir(folder)
+        except OSError:
+            with self._lock:
+                self._unsynced |= files
+            raise
+        return len(files)
 
     def check(self, sha256: str, media_type: str) -> str | None:
         """``None`` when the file is there and hashes to its name, else what is wrong."""
@@ -85,3 +150,11 @@ class EvidenceStore:
         if digest != sha256:
             return f"evidence file {path} was altered (content hashes to {digest[:12]}…)"
         return None
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

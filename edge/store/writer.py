@@ -121,7 +121,8 @@ class Store:
     ) -> None:
         self.path = Path(path)
         self.max_db_bytes = max_db_bytes
-        self.evidence = EvidenceStore(evidence_dir)
+        # Evidence files are made durable in one flush per batch, just before the batch commits.
+        self.evidence = EvidenceStore(evidence_dir, group_sync=True)
         self.edge_id = edge_id
         self.batch_max = batch_max
         self.batch_wait_s = batch_wait_s
@@ -304,9 +305,12 @@ class Store:
                     item.future.set_exception(err)
                 return
             try:
+                # Files the batch's events point at were put before the events were submitted:
+                # this flush has them on disk before any event naming them is committed.
+                self.evidence.sync()
                 self._commit(batch)
-            except sqlite3.Error as exc:
-                if len(batch) > 1 and exc.sqlite_errorname == "SQLITE_FULL":
+            except (sqlite3.Error, OSError) as exc:
+                if len(batch) > 1 and getattr(exc, "sqlite_errorname", None) == "SQLITE_FULL":
                     # A full disk (or max_page_count) may still take a smaller transaction: commit
                     # what fits, in order, and hold only the rest, so small rows keep being written.
                     half = len(batch) // 2

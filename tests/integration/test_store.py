@@ -296,6 +296,40 @@ def test_evidence_paths_cannot_escape(tmp_path):
         store.evidence.path_for("../../etc/passwd", "image/jpeg")
 
 
+def test_evidence_is_flushed_before_the_event_naming_it_commits(tmp_path, caplog):
+    """The writer's group sync: an event waits while its evidence cannot be flushed, and nothing is lost."""
+    store = open_store(tmp_path, retry_s=0.05)
+    assert store.evidence.group_sync
+    first = store.submit("frame.analysed", frame(store, 1)).result(10)
+    assert store.evidence.sync() == 0  # the writer flushed the file before committing event 1
+    root, away = store.evidence.root, tmp_path / "evidence-away"
+    payload = frame(store, 2)  # the file is written and noted, not yet flushed
+    root.rename(away)  # the flush cannot even open the folder now
+    pending = store.submit("frame.analysed", payload)
+    with pytest.raises(TimeoutError):
+        pending.result(0.5)
+    assert "store write failing" in caplog.text and "No such file" in caplog.text
+    away.rename(root)
+    assert pending.result(10) == first + 1
+    store.close()
+    report = verify_store(tmp_path / "edge.db", root)
+    assert report.ok and report.events == 2 and report.evidence_files == 2
+
+
+def test_evidence_put_alone_is_durable_at_once(tmp_path):
+    from edge.store.evidence import EvidenceStore
+
+    plain = EvidenceStore(tmp_path / "ev")
+    ref = plain.put(b"scan", "image/jpeg", "frame")
+    assert plain.sync() == 0  # nothing left to flush: put fsynced the file and its folder
+    assert plain.path_for(ref.sha256, "image/jpeg").read_bytes() == b"scan"
+    grouped = EvidenceStore(tmp_path / "ev2", group_sync=True)
+    grouped.put(b"scan 1", "image/jpeg", "frame")
+    grouped.put(b"scan 1", "image/jpeg", "frame")  # same content: one file
+    grouped.put(b"scan 2", "image/jpeg", "crop")
+    assert grouped.sync() == 2 and grouped.sync() == 0
+
+
 # --------------------------------------------------------------- migrations
 
 
