@@ -28,11 +28,13 @@ import statistics
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from drivers.camera.base import Frame
@@ -145,8 +147,17 @@ def bench_raw(model: Path, tensors: list[np.ndarray], cfg: RawConfig, seconds: f
     }
 
 
+NOISE_FIELDS = 127  # coprime with the frame count: frame i and field j repeat together only every 127 x n frames
+
+
 class _Feeder(threading.Thread):
-    """Replays one camera's frames into its slot at ``fps``, noting when each went in."""
+    """Replays one camera's frames into its slot at ``fps``, noting when each went in.
+
+    Each frame put in the slot is a fresh array: the rendered scan plus one of ``NOISE_FIELDS``
+    fields of 0..2 grey levels of sensor noise. A real scanner never sends the same bytes twice;
+    replaying identical scans would let the evidence store skip every file it already holds
+    (same SHA-256), and the bench would never pay for writing evidence to disk.
+    """
 
     def __init__(
         self,
@@ -160,6 +171,10 @@ class _Feeder(threading.Thread):
         self.frames, self.slot, self.fps, self.put_at, self.camera_id = frames, slot, fps, put_at, camera_id
         self.stop_event = threading.Event()
         self.active = threading.Event()  # frames flow only while set (the raw slices run in between)
+        height, width = frames[0].image.shape[:2]
+        rng = np.random.default_rng(zlib.crc32(camera_id.encode()))
+        # one array; field j is rows j .. j + height of it
+        self.noise = rng.integers(0, 3, (height + NOISE_FIELDS, *frames[0].image.shape[1:]), dtype=np.uint8)
 
     def run(self) -> None:
         due = time.perf_counter()
@@ -171,8 +186,10 @@ class _Feeder(threading.Thread):
             if self.stop_event.is_set():
                 return
             src = self.frames[seq % len(self.frames)]
+            field = seq % NOISE_FIELDS
+            image = cv2.add(src.image, self.noise[field : field + src.image.shape[0]])
             self.put_at[(self.camera_id, seq)] = time.perf_counter()
-            self.slot.put(Frame(image=src.image, ts=time.time(), seq=seq, source=src.source, truth=src.truth))
+            self.slot.put(Frame(image=image, ts=time.time(), seq=seq, source=src.source, truth=src.truth))
             due += 1.0 / self.fps
             wait = due - time.perf_counter()
             if wait > 0:
