@@ -10,6 +10,7 @@ Load once (session, layout, sha256, warm-up), then call it with frames::
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -65,6 +66,7 @@ class Detector:
         self.options = options or DetectorOptions()
         self.providers = resolve_providers(self.options.providers, self.path)
         self._session = open_session(self.path, self.providers, self.options.threads)
+        self._buffers = threading.local()
         self.model_sha256: str | None = sha256_file(self.path)
         self.layout: ModelLayout = read_layout(self._session, self.path, self.options.class_names, self.options.imgsz)
         self.class_names = self.layout.class_names
@@ -118,8 +120,17 @@ class Detector:
         merged = merge_detections(Detections.concat(parts), opts.tile_merge_threshold)
         return merged.take(np.argsort(-merged.scores, kind="stable")[: opts.max_det])
 
+    def _input_buffer(self) -> np.ndarray:
+        """This thread's input tensor, reused frame after frame (no 2.4 MB allocation and page faults each time)."""
+        height, width = self.layout.input_hw
+        shape = (1, self.layout.channels, height, width)
+        buf: np.ndarray | None = getattr(self._buffers, "input", None)
+        if buf is None or buf.shape != shape:
+            buf = self._buffers.input = np.empty(shape, np.float32)
+        return buf
+
     def _detect_window(self, image: np.ndarray) -> Detections:
-        tensor, info = letterbox(image, self.layout.input_hw, self.layout.channels)
+        tensor, info = letterbox(image, self.layout.input_hw, self.layout.channels, out=self._input_buffer())
         raw = self._run(tensor.astype(self.layout.input_dtype, copy=False))
         if self.layout.kind == "end2end":
             dets = decode_end2end(raw, self._thresholds, self.layout.num_classes)

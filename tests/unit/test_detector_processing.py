@@ -77,6 +77,22 @@ def test_channel_order_is_rgb_and_grey_is_replicated() -> None:
     np.testing.assert_allclose(one_plane[0, 0], from_grey[0, 0])
 
 
+def test_letterbox_into_a_reused_buffer_overwrites_all_of_it() -> None:
+    rng = np.random.default_rng(1)
+    wide = rng.integers(0, 256, (300, 900), dtype=np.uint8)  # pads top and bottom
+    tall = rng.integers(0, 256, (600, 200, 3), dtype=np.uint8)  # pads left and right
+    buf = np.full((1, 3, 320, 640), -7.0, np.float32)  # stale values a worker's last frame left
+    for image in (wide, tall, wide):
+        fresh, info = letterbox(image, (320, 640))
+        reused, info_reused = letterbox(image, (320, 640), out=buf)
+        assert reused is buf and info_reused == info
+        np.testing.assert_array_equal(reused, fresh)
+    with pytest.raises(ValueError, match="C-contiguous float32 array of shape"):
+        letterbox(wide, (320, 640), out=np.empty((1, 3, 640, 320), np.float32))
+    with pytest.raises(ValueError, match="float32"):
+        letterbox(wide, (320, 640), out=np.empty((1, 3, 320, 640), np.float64))
+
+
 def test_uint16_scans_are_normalised_by_their_range() -> None:
     scan = np.full((64, 64), 65535, np.uint16)
     tensor, _ = letterbox(scan, (64, 64))

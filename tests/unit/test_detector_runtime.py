@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,32 @@ def test_end_to_end_export_gives_the_same_detections(tmp_path: Path, square_mode
     assert e2e.layout.kind == "end2end" and e2e.layout.output_shape == (1, 300, 6)
     image = scene(600, 900, {RED: (30, 60, 300, 200), BLUE: (500, 400, 880, 590)})
     assert e2e.detect(image).to_dicts(e2e.class_names) == Detector(square_model).detect(image).to_dicts(e2e.class_names)
+
+
+def test_threads_sharing_a_detector_get_their_own_frames_detections(wide_model: Path) -> None:
+    """Each worker thread letterboxes into its own reused buffer: no frame sees another's pixels."""
+    detector = Detector(wide_model, DetectorOptions(threads=1, tiling="never"))
+    images = []
+    for i in range(6):
+        h, w = 300 + 60 * i, 900 - 50 * i
+        images.append(scene(h, w, {RED: (20 + 10 * i, 30, 200 + 20 * i, 150), BLUE: (w // 2, h // 2, w - 10, h - 10)}))
+    expected = [detector.detect(image).to_dicts(detector.class_names) for image in images]
+    results: dict[tuple[int, int], list[dict]] = {}
+
+    def work(t: int) -> None:
+        for rep in range(5):
+            i = (t + rep) % len(images)
+            results[(t, rep)] = detector.detect(images[i]).to_dicts(detector.class_names)
+
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert len(results) == 20
+    for (t, rep), dets in results.items():
+        assert dets == expected[(t + rep) % len(images)]
+        assert {d["class_name"] for d in dets} == {"weapon", "ammunition"}
 
 
 def test_grey_frame_equals_its_bgr_copy(square_model: Path) -> None:
