@@ -330,6 +330,20 @@ def test_evidence_put_alone_is_durable_at_once(tmp_path):
     assert grouped.sync() == 2 and grouped.sync() == 0
 
 
+def test_evidence_group_sync_without_syncfs_fsyncs_each_file_and_folder(tmp_path, monkeypatch):
+    import edge.store.evidence as evidence_module
+
+    monkeypatch.setattr(evidence_module, "_SYNCFS", None)  # as on a system without syncfs(2)
+    grouped = evidence_module.EvidenceStore(tmp_path / "ev", group_sync=True)
+    first = grouped.put(b"scan 1", "image/jpeg", "frame")
+    grouped.put(b"scan 2", "image/jpeg", "crop")
+    grouped.path_for(first.sha256, "image/jpeg").unlink()  # a file that vanished before its flush
+    with pytest.raises(FileNotFoundError):
+        grouped.sync()
+    grouped.put(b"scan 1", "image/jpeg", "frame")  # written again
+    assert grouped.sync() == 2 and grouped.sync() == 0  # the failed flush kept both noted
+
+
 # --------------------------------------------------------------- migrations
 
 
