@@ -49,9 +49,13 @@ def check_model(cfg: EdgeConfig, options: DoctorOptions) -> Row:
         "input_hw": [height, width], "classes": list(detector.class_names),
         "providers": list(detector.providers),
     }
-    return Row("model", "OK", f"{path.name} (sha256 {sha[:12]}): loaded in {load_ms:.0f} ms, warm-up "
-               f"{detector.warmup_ms:.0f} ms, {median:.1f} ms per {height}x{width} frame (median of {len(times)})",
-               data=data)
+    summary = (f"{path.name} (sha256 {sha[:12]}): loaded in {load_ms:.0f} ms, warm-up {detector.warmup_ms:.0f} ms, "
+               f"{median:.1f} ms per {height}x{width} frame (median of {len(times)})")
+    if detector.int8_risk:
+        return Row("model", "WARN", f"{summary}; {detector.int8_risk}",
+                   f"run `checkpoint model eval --model {path}` on this box and compare with the model card, or "
+                   "quantize the FP32 model again with 7-bit weights (python -m models.train.quantize)", data=data)
+    return Row("model", "OK", summary, data=data)
 
 
 def _remedy(exc: ModelError, path: object) -> str:

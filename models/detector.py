@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from models.cpu import cpu_flags, int8_saturation_risk
 from models.detections import Detections
 from models.errors import DetectorConfigError, ModelError, ModelLayoutError
 from models.layout import ModelLayout, read_layout
@@ -71,6 +72,9 @@ class Detector:
         self.layout: ModelLayout = read_layout(self._session, self.path, self.options.class_names, self.options.imgsz)
         self.class_names = self.layout.class_names
         self._thresholds = self._class_thresholds()
+        self.int8_risk = int8_saturation_risk(self.layout.metadata, cpu_flags())
+        if self.int8_risk:
+            log.warning("model %s: %s; check it with `checkpoint model eval` here", self.path, self.int8_risk)
         self.warmup_ms = self._warm_up()
         log.info(
             "model %s loaded: %s output, input %dx%d (h x w), %d classes, providers %s, warm-up %.1f ms",
