@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from drivers.camera.base import Frame
 from drivers.camera.registry import CameraContext, DriverSpec, redact_url, register
+from drivers.durable import fsync_path
 from drivers.errors import DeviceUnavailable, InvalidDeviceURL
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ class FolderCamera:
             created = not self._journal_path.exists()
             self._journal = open(self._journal_path, "a", encoding="utf-8")
             if created:  # make the new journal's directory entry durable too
-                _fsync_dir(self._journal_path.parent)
+                fsync_path(self._journal_path.parent)
         except OSError as exc:
             raise DeviceUnavailable(f"{self._source}: cannot use journal {self._journal_path}: {exc}") from exc
         self._pending.clear()
@@ -185,14 +186,6 @@ class FolderCamera:
             raise DeviceUnavailable(f"{self._source}: cannot write journal {self._journal_path}: {exc}") from exc
         self._seen.add(name)
         self._pending.pop(name, None)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _load_journal(path: Path) -> set[str]:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from drivers.durable import fsync_path
 from edge.errors import StoreError
 
 SUFFIX = {"image/jpeg": ".jpg", "image/png": ".png", "application/octet-stream": ".bin"}
@@ -96,7 +97,7 @@ class EvidenceStore:
                 with self._lock:
                     self._unsynced.add(target)
             else:
-                _fsync_dir(target.parent)
+                fsync_path(target.parent)
         except OSError as exc:
             raise StoreError(f"cannot write evidence {target}: {exc.strerror}") from exc
         return ref
@@ -121,14 +122,8 @@ class EvidenceStore:
                 finally:
                     os.close(fd)
             else:
-                for path in files:
-                    fd = os.open(path, os.O_RDONLY)
-                    try:
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
-                for folder in {path.parent for path in files}:
-                    _fsync_dir(folder)
+                for path in [*files, *{path.parent for path in files}]:
+                    fsync_path(path)
         except OSError:
             with self._lock:
                 self._unsynced |= files
@@ -150,11 +145,3 @@ class EvidenceStore:
         if digest != sha256:
             return f"evidence file {path} was altered (content hashes to {digest[:12]}…)"
         return None
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
