@@ -76,14 +76,19 @@ def decode_yolo(output: np.ndarray, thresholds: float | np.ndarray = 0.25, max_c
     if out.shape[0] < 5:
         raise ValueError(f"yolo output needs 4 box rows and at least one class row, got shape {output.shape}")
     scores_all = out[4:]
-    class_ids = scores_all.argmax(axis=0)
-    scores = np.take_along_axis(scores_all, class_ids[None, :], axis=0)[0]
-    keep = np.flatnonzero(scores > _thresholds_for(thresholds, class_ids))
+    # Best score per box first (a cheap reduction); the argmax runs only on boxes that can pass a threshold.
+    best = scores_all.max(axis=0)
+    floor = float(np.min(thresholds)) if isinstance(thresholds, np.ndarray) else float(thresholds)
+    cand = np.flatnonzero(best > floor)
+    cand_ids = scores_all[:, cand].argmax(axis=0)
+    passed = best[cand] > _thresholds_for(thresholds, cand_ids)
+    keep, class_ids, scores = cand[passed], cand_ids[passed], best[cand][passed]
     if keep.size > max_candidates:
-        keep = keep[np.argpartition(-scores[keep], max_candidates)[:max_candidates]]
+        top = np.argpartition(-scores, max_candidates)[:max_candidates]
+        keep, class_ids, scores = keep[top], class_ids[top], scores[top]
     cx, cy, w, h = (out[i, keep] for i in range(4))
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
-    return Detections(boxes, scores[keep].astype(np.float32), class_ids[keep].astype(np.int64))
+    return Detections(boxes, scores.astype(np.float32), class_ids.astype(np.int64))
 
 
 def decode_end2end(

@@ -118,6 +118,27 @@ def test_decode_yolo_known_boxes_best_class_and_thresholds() -> None:
     assert len(decode_yolo(out, 0.25, max_candidates=1)) == 1
 
 
+def test_decode_yolo_matches_the_plain_argmax_form_on_random_outputs() -> None:
+    """Filtering on the best score before the argmax must not change what comes out."""
+    rng = np.random.default_rng(3)
+    for trial in range(20):
+        nc = int(rng.integers(1, 8))
+        out = rng.random((1, 4 + nc, 500), dtype=np.float32)
+        out[0, :4] *= 300
+        thresholds = rng.uniform(0.3, 0.99, nc).astype(np.float32) if trial % 2 else 0.9
+        ids = out[0, 4:].argmax(axis=0)
+        best = out[0, 4:].max(axis=0)
+        limit = thresholds[ids] if isinstance(thresholds, np.ndarray) else thresholds
+        expected = np.flatnonzero(best > limit)
+        dets = decode_yolo(out, thresholds)
+        assert dets.class_ids.tolist() == ids[expected].tolist()
+        np.testing.assert_array_equal(dets.scores, best[expected])
+        np.testing.assert_allclose(dets.boxes[:, 0], out[0, 0, expected] - out[0, 2, expected] / 2, rtol=1e-6)
+        capped = decode_yolo(out, thresholds, max_candidates=3)
+        if expected.size > 3:
+            assert sorted(capped.scores.tolist()) == sorted(np.sort(best[expected])[-3:].tolist())
+
+
 def test_decode_end2end_drops_padding_rows() -> None:
     out = np.zeros((1, 300, 6), np.float32)
     out[0, 0] = [1, 2, 30, 40, 0.8, 1]
