@@ -344,6 +344,38 @@ def test_evidence_group_sync_without_syncfs_fsyncs_each_file_and_folder(tmp_path
     assert grouped.sync() == 2 and grouped.sync() == 0  # the failed flush kept both noted
 
 
+FSIZE_CHILD = """
+import resource, signal, sys
+from pathlib import Path
+from edge.errors import StoreError
+from edge.store.evidence import EvidenceStore
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # the kernel refuses files over 4 KiB
+store = EvidenceStore(Path(sys.argv[1]), group_sync=True)
+try:
+    store.put(bytes(range(256)) * 64, "image/jpeg", "frame")
+except StoreError as exc:
+    print("refused:", exc)
+store.put(b"small scan", "image/jpeg", "frame")
+print("synced", store.sync())
+"""
+
+
+def test_evidence_that_cannot_be_written_leaves_no_partial_file(tmp_path):
+    """The kernel refuses the write (a file-size limit, as a full disk would): one clear error, no debris."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "ev"
+    done = subprocess.run([sys.executable, "-c", FSIZE_CHILD, str(root)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("refused: cannot write evidence ") and lines[0].endswith(".jpg: File too large")
+    assert lines[1] == "synced 1"
+    left = sorted(p.name for p in root.rglob("*") if p.is_file())
+    assert len(left) == 1 and left[0].endswith(".jpg")  # the small scan; no .tmp of the refused one
+
+
 # --------------------------------------------------------------- migrations
 
 
