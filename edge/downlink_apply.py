@@ -9,6 +9,15 @@ every rejection is also an ``audit`` event in the evidentiary store, so the hub
 sees them too. Nothing unsigned, tampered or older than the active version is
 ever applied.
 
+A ``config`` document changes one named group of settings while the edge runs;
+the edge applies only the names it has a ``ConfigTarget`` for and rejects any
+other (``malformed``: "no setting named ..."), so "applied" in the audit always
+means applied. ``detection`` (``DetectionThresholds``) sets the detector's score
+thresholds: body ``{"conf": 0.3, "class_conf": {"weapon": 0.15}}``, both
+optional; what it leaves out keeps the edge's own ``detector`` config. Central
+ops can raise sensitivity for a class at every checkpoint at once, and no one
+at the booth can quietly lower it again (the local file only sets the default).
+
 Downlink watchlist entries are ``{type, value, reason, source}``; the registry
 speaks ``{kind, value, ...}``: ``plate``, ``document`` and ``container`` map
 one to one, ``name_dob`` (value ``"NAME|YYYY-MM-DD"``) becomes a ``person``.
@@ -49,17 +58,70 @@ def registry_entries(entries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any
     return out
 
 
+class ConfigTarget(Protocol):
+    def validate(self, body: Mapping[str, Any]) -> None:
+        """Raise ``ValueError`` saying what is wrong; change nothing."""
+
+    def apply(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Put ``body`` in force; returns what to record in the audit event."""
+
+
+class DetectionThresholds:
+    """The ``detection`` config document: score thresholds of a running detector."""
+
+    KEYS = frozenset({"conf", "class_conf"})
+
+    def __init__(self, detector: Any, conf: float, class_conf: Mapping[str, float]) -> None:
+        self.detector = detector
+        self.base_conf, self.base_class_conf = conf, dict(class_conf)  # the edge's own config file
+
+    def _settings(self, body: Mapping[str, Any]) -> tuple[float, dict[str, float]]:
+        extra = sorted(set(body) - self.KEYS)
+        if extra:
+            raise ValueError(f"unknown detection setting(s) {extra}; known: {sorted(self.KEYS)}")
+        overrides = body.get("class_conf", {})
+        if not isinstance(overrides, Mapping):
+            raise ValueError("class_conf must be an object of class name to threshold")
+        return body.get("conf", self.base_conf), {**self.base_class_conf, **overrides}
+
+    def validate(self, body: Mapping[str, Any]) -> None:
+        self.detector.thresholds_for(*self._settings(body))
+
+    def apply(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        before = self.detector.thresholds
+        after = self.detector.set_thresholds(*self._settings(body))
+        changed = {name: [before[name], value] for name, value in after.items() if before[name] != value}
+        log.warning("downlink: detection thresholds now %s", after)
+        return {"thresholds": after, "changed": changed}
+
+
 class EdgeDownlink:
-    def __init__(self, store: DownlinkStore, audit: Audit, watchlists: WatchlistRegistry | None = None) -> None:
+    def __init__(
+        self,
+        store: DownlinkStore,
+        audit: Audit,
+        watchlists: WatchlistRegistry | None = None,
+        configs: Mapping[str, ConfigTarget] | None = None,
+    ) -> None:
         self.store = store
         self.audit = audit
         self.watchlists = watchlists
+        self.configs = dict(configs or {})
 
     def load_active(self) -> None:
-        """At start: put every active watchlist back into the registry (it lives in memory)."""
+        """At start: put every active watchlist and config back in force (they live in memory)."""
+        active_versions = self.store.active_versions()
+        for name in active_versions.get("config", {}):
+            target, active = self.configs.get(name), self.store.active("config", name)
+            if target is None or active is None:
+                continue
+            try:
+                target.apply(active["body"])
+            except Exception as exc:
+                log.error("downlink: active config %s v%s not applied: %s", name, active["version"], exc)
         if self.watchlists is None:
             return
-        for name in self.store.active_versions().get("watchlist", {}):
+        for name in active_versions.get("watchlist", {}):
             active = self.store.active("watchlist", name)
             if active is None:
                 continue
@@ -94,20 +156,37 @@ class EdgeDownlink:
                 ack = dict(ack, status="rejected", reason="malformed", detail=f"lane registry refused it: {exc}")
                 self.audit("downlink.rejected", target, dict(detail, reason="malformed", detail=ack["detail"]))
                 return ack
+        if ack["kind"] == "config" and active is not None:
+            try:
+                detail.update(self.configs[ack["name"]].apply(active["body"]))
+            except Exception as exc:  # validated before it became active, yet refused: say so everywhere
+                ack = dict(ack, status="rejected", reason="malformed", detail=f"the edge could not apply it: {exc}")
+                self.audit("downlink.rejected", target, dict(detail, reason="malformed", detail=ack["detail"]))
+                return ack
         self.audit("downlink.applied", target, detail)
         return ack
 
     def _check(self, doc: VerifiedDownlink) -> None:
-        """Before a signed watchlist becomes active: every entry must parse for the lanes (else rejected)."""
+        """Before a signed document becomes active: the lanes or the setting must accept it (else rejected)."""
         if doc.kind == "watchlist" and self.watchlists is not None:
             self.watchlists.validate(doc.name, str(doc.version), registry_entries(doc.body.get("entries", [])))
+        if doc.kind == "config":
+            target = self.configs.get(doc.name)
+            if target is None:
+                known = ", ".join(sorted(self.configs)) or "none"
+                raise ValueError(f"no setting named {doc.name!r} on this edge (known: {known})")
+            target.validate(doc.body)
 
     def status(self) -> dict[str, Any]:
         return self.store.active_versions()
 
 
 def open_edge_downlink(
-    cfg: Any, edge_id: str, audit: Audit, watchlists: WatchlistRegistry | None = None
+    cfg: Any,
+    edge_id: str,
+    audit: Audit,
+    watchlists: WatchlistRegistry | None = None,
+    configs: Mapping[str, ConfigTarget] | None = None,
 ) -> EdgeDownlink | None:
     """The handler for ``sync.downlink`` of the edge config (None when disabled); active lists reloaded."""
     if not cfg.enabled:
@@ -120,6 +199,6 @@ def open_edge_downlink(
         store = DownlinkStore(cfg.store, edge_id=edge_id, trusted_keys=load_trusted_keys(cfg.trusted_keys)).open()
     except (KeyFileError, DownlinkStoreError) as exc:
         raise ConfigError(f"sync.downlink: {exc}") from exc
-    handler = EdgeDownlink(store, audit, watchlists)
+    handler = EdgeDownlink(store, audit, watchlists, configs)
     handler.load_active()
     return handler

@@ -24,7 +24,7 @@ from drivers.serial.transport import SerialReader
 from edge import __version__
 from edge.analysis_plan import frames_in_flight, inference_threads
 from edge.config import CameraConfig, DetectorConfig, EdgeConfig, ScannerConfig
-from edge.downlink_apply import EdgeDownlink, WatchlistRegistry, open_edge_downlink
+from edge.downlink_apply import ConfigTarget, DetectionThresholds, EdgeDownlink, WatchlistRegistry, open_edge_downlink
 from edge.errors import StoreError
 from edge.lanes import LaneService
 from edge.metrics import MetricsServer
@@ -200,6 +200,7 @@ class Runtime:
             self.downlink = open_edge_downlink(
                 self.config.sync.downlink, self.config.edge.id,
                 lambda action, target, detail: self._audit(action, target=target, detail=detail), self.watchlists,
+                self._downlink_configs(),
             )
             self.publisher, self._outbox = make_publisher(self.store, self.config.sync, self.downlink)
             self._outbox.status_extra = lambda: {"disk": self.retention.status()}
@@ -225,6 +226,13 @@ class Runtime:
             len(self.scanners),
             self.store.path,
         )
+
+    def _downlink_configs(self) -> dict[str, ConfigTarget]:
+        """The settings a signed ``config`` downlink may change on this edge, by document name."""
+        det = self.config.detector
+        if isinstance(self.analyser, Detector) and det is not None:
+            return {"detection": DetectionThresholds(self.analyser, det.conf, det.class_conf)}
+        return {}
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop capture, drain analysis, record the stop and flush the store."""

@@ -88,14 +88,35 @@ class Detector:
         )
 
     def _class_thresholds(self) -> np.ndarray:
+        try:
+            return self.thresholds_for(self.options.conf, self.options.class_conf)
+        except ValueError as exc:
+            raise DetectorConfigError(self.path, str(exc), f"the model's classes are {list(self.class_names)}") from exc
+
+    def thresholds_for(self, conf: float, class_conf: Mapping[str, float]) -> np.ndarray:
+        """The per-class threshold array for these settings; ``ValueError`` naming what is wrong."""
         ids = {name: i for i, name in enumerate(self.class_names)}
-        unknown = sorted(set(self.options.class_conf) - set(ids))
+        unknown = sorted(set(class_conf) - set(ids))
         if unknown:
-            raise DetectorConfigError(
-                self.path, f"class_conf names unknown classes {unknown}", f"the model's classes are {list(ids)}"
-            )
-        per_class = {ids[name]: value for name, value in self.options.class_conf.items()}
-        return class_thresholds(self.layout.num_classes, self.options.conf, per_class)
+            raise ValueError(f"class_conf names unknown classes {unknown}")
+        for name, value in {"conf": conf, **{f"class_conf.{k}": v for k, v in class_conf.items()}}.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ValueError(f"{name} must be a number from 0 to 1, got {value!r}")
+        return class_thresholds(self.layout.num_classes, conf, {ids[n]: v for n, v in class_conf.items()})
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """The score threshold in force for each class, by name."""
+        return {name: round(float(v), 6) for name, v in zip(self.class_names, self._thresholds, strict=True)}
+
+    def set_thresholds(self, conf: float, class_conf: Mapping[str, float]) -> dict[str, float]:
+        """Change the score thresholds while frames are analysed (a signed downlink); returns the new ones.
+
+        Validated first (``ValueError``, nothing changed); the swap is one reference assignment,
+        so a frame is decoded with either the old set or the new one, never a mix.
+        """
+        self._thresholds = self.thresholds_for(conf, class_conf)
+        return self.thresholds
 
     def _warm_up(self) -> float:
         start = time.perf_counter()
@@ -174,7 +195,7 @@ class Detector:
             "channels": self.layout.channels,
             "input_dtype": np.dtype(self.layout.input_dtype).name,
             "classes": list(self.class_names),
-            "thresholds": {name: float(t) for name, t in zip(self.class_names, self._thresholds, strict=True)},
+            "thresholds": self.thresholds,
             "providers": list(self._session.get_providers()),
             "threads": self.options.threads,
             "tiling": self.options.tiling,

@@ -118,6 +118,23 @@ def test_per_class_threshold_and_unknown_class(square_model: Path) -> None:
         Detector(square_model, DetectorOptions(class_conf={"knife": 0.5}))
 
 
+def test_thresholds_change_while_running_and_bad_values_change_nothing(square_model: Path) -> None:
+    image = scene(320, 320, {RED: (40, 100, 80, 160), BLUE: (200, 10, 300, 30)})
+    detector = Detector(square_model)
+    assert [d["class_name"] for d in detector(Frame(image, 0.0, 1, "t"))] == ["weapon", "ammunition"]
+    assert detector.set_thresholds(0.25, {"weapon": 0.95}) == {"weapon": pytest.approx(0.95), "ammunition": 0.25}
+    assert [d["class_name"] for d in detector(Frame(image, 0.0, 2, "t"))] == ["ammunition"]
+    for conf, class_conf, message in [
+        (0.25, {"knife": 0.5}, "unknown classes \\['knife'\\]"),
+        (1.5, {}, "conf must be a number from 0 to 1, got 1.5"),
+        (0.25, {"weapon": "high"}, "class_conf.weapon must be a number from 0 to 1, got 'high'"),
+        (True, {}, "conf must be a number"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            detector.set_thresholds(conf, class_conf)
+    assert detector.thresholds == {"weapon": pytest.approx(0.95), "ammunition": 0.25}
+
+
 def test_scan_is_tiled_and_an_object_on_a_seam_is_found_once(square_model: Path) -> None:
     # 2048 x 1024 into 320 x 320 shrinks 6.4x; tiles of 640 x 640 start at x = 0, 469, 939, 1408.
     options = DetectorOptions(tile_full_frame=False)
