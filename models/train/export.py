@@ -39,6 +39,9 @@ def metadata(input_hw: tuple[int, int], names: tuple[str, ...], description: str
         "names": dict(enumerate(names)),
         "channels": 3,
         "args": {"batch": 1, "half": False, "int8": False, "dynamic": False, "nms": False},
+        # Trained on whole scans, objects at a size relative to the scan: the runtime must not tile
+        # (models.detector.TILING_KEY; tiles show objects larger than training ever did).
+        "tiling": "never",
     }
     return {k: str(v) for k, v in meta.items()}
 

@@ -157,6 +157,23 @@ def test_tiling_never_runs_the_whole_frame(square_model: Path) -> None:
     np.testing.assert_allclose(dets.boxes[0], (600, 300, 700, 360), atol=2048 / 320 + 0.5)
 
 
+def test_a_model_marked_whole_scan_only_is_not_tiled_in_auto(tmp_path: Path, square_model: Path) -> None:
+    proto = onnx.load(str(square_model))
+    helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, "tiling": "never"})
+    marked = tmp_path / "marked.onnx"
+    onnx.save(proto, str(marked))
+    image = scene(1024, 2048, {RED: (600, 300, 700, 360)})  # shrinks 6.4x: auto would tile
+    auto = Detector(marked)
+    assert auto.tiling == "never" and auto.info()["tiling"] == "never"
+    whole = Detector(square_model, DetectorOptions(tiling="never")).detect(image)
+    tiled = Detector(square_model).detect(image)
+    np.testing.assert_array_equal(auto.detect(image).boxes, whole.boxes)
+    assert not np.array_equal(tiled.boxes, whole.boxes)  # the unmarked model is tiled (finer boxes)
+    forced = Detector(marked, DetectorOptions(tiling="always"))  # the config can still ask for tiles
+    assert forced.tiling == "always"
+    np.testing.assert_array_equal(forced.detect(image).boxes, tiled.boxes)
+
+
 def test_info_for_the_cli(square_model: Path) -> None:
     info = Detector(square_model, DetectorOptions(threads=1)).info()
     assert info["sha256"] == hashlib.sha256(square_model.read_bytes()).hexdigest()
