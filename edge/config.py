@@ -249,7 +249,9 @@ class DetectorConfig(Strict):
         default_factory=lambda: ["cpu"], description="Execution providers in order: cpu, cuda, openvino, tensorrt."
     )
     tiling: Literal["auto", "always", "never"] = Field(
-        "auto", description="Tile large scans with overlap ('auto': when the frame would shrink more than 2x)."
+        "auto",
+        description="Tile large scans with overlap ('auto': when the frame would shrink more than 2x, unless the"
+        " model's metadata says tiling: never, as the shipped model's does).",
     )
     tile_overlap: float = Field(0.2, ge=0, lt=0.9, description="Overlap between neighbouring tiles.")
     class_names: list[str] | None = Field(None, description="Class names, only for models without metadata.")

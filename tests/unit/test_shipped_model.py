@@ -50,6 +50,11 @@ def test_shipped_model_is_small_and_carries_ultralytics_metadata(path: Path) -> 
     assert meta["imgsz"] == "[320, 640]"
     assert meta["author"] == "Checkpoint Edge"
     assert meta["license"] == "Apache-2.0"
+    assert meta["tiling"] == "never"  # trained on whole scans: see Detector._tiling_mode
+
+
+def test_shipped_model_runs_large_scans_whole(detector: Detector) -> None:
+    assert detector.tiling == "never"
 
 
 def test_shipped_model_loads_with_the_runtime(detector: Detector) -> None:
