@@ -10,6 +10,7 @@ Load once (session, layout, sha256, warm-up), then call it with frames::
 from __future__ import annotations
 
 import logging
+import numbers
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -116,7 +117,7 @@ class Detector:
         if unknown:
             raise ValueError(f"class_conf names unknown classes {unknown}")
         for name, value in {"conf": conf, **{f"class_conf.{k}": v for k, v in class_conf.items()}}.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
                 raise ValueError(f"{name} must be a number from 0 to 1, got {value!r}")
         return class_thresholds(self.layout.num_classes, conf, {ids[n]: v for n, v in class_conf.items()})
 

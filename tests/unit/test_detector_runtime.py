@@ -133,6 +133,8 @@ def test_thresholds_change_while_running_and_bad_values_change_nothing(square_mo
         with pytest.raises(ValueError, match=message):
             detector.set_thresholds(conf, class_conf)
     assert detector.thresholds == {"weapon": pytest.approx(0.95), "ammunition": 0.25}
+    assert detector.set_thresholds(np.float32(0.5), {"weapon": np.float64(0.2)}) == {
+        "weapon": pytest.approx(0.2), "ammunition": 0.5}  # numpy numbers are numbers too
 
 
 def test_scan_is_tiled_and_an_object_on_a_seam_is_found_once(square_model: Path) -> None:
