@@ -80,9 +80,9 @@ def decode_yolo(output: np.ndarray, thresholds: float | np.ndarray = 0.25, max_c
     best = scores_all.max(axis=0)
     floor = float(np.min(thresholds)) if isinstance(thresholds, np.ndarray) else float(thresholds)
     cand = np.flatnonzero(best > floor)
-    cand_ids = scores_all[:, cand].argmax(axis=0)
-    passed = best[cand] > _thresholds_for(thresholds, cand_ids)
-    keep, class_ids, scores = cand[passed], cand_ids[passed], best[cand][passed]
+    cand_ids, cand_scores = scores_all[:, cand].argmax(axis=0), best[cand]
+    passed = cand_scores > _thresholds_for(thresholds, cand_ids)
+    keep, class_ids, scores = cand[passed], cand_ids[passed], cand_scores[passed]
     if keep.size > max_candidates:
         top = np.argpartition(-scores, max_candidates)[:max_candidates]
         keep, class_ids, scores = keep[top], class_ids[top], scores[top]

@@ -19,6 +19,7 @@ import onnx
 import torch
 
 from drivers.sim.xray import CLASSES
+from models.detector import TILING_KEY
 from models.train.net import build, fuse
 
 VERSION = "0.1.0"
@@ -40,8 +41,8 @@ def metadata(input_hw: tuple[int, int], names: tuple[str, ...], description: str
         "channels": 3,
         "args": {"batch": 1, "half": False, "int8": False, "dynamic": False, "nms": False},
         # Trained on whole scans, objects at a size relative to the scan: the runtime must not tile
-        # (models.detector.TILING_KEY; tiles show objects larger than training ever did).
-        "tiling": "never",
+        # (tiles show objects larger than training ever did).
+        TILING_KEY: "never",
     }
     return {k: str(v) for k, v in meta.items()}
 
