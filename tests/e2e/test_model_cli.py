@@ -65,7 +65,7 @@ def test_model_info_prints_the_shipped_metadata_and_hash() -> None:
     meta = {p.key: p.value for p in onnx.load(str(INT8), load_external_data=False).metadata_props}
     assert info["metadata"] == meta
     assert info["classes"] == list(CLASSES)
-    assert (info["input_height"], info["input_width"]) == (320, 640)
+    assert (info["input_height"], info["input_width"]) == (384, 768)
 
 
 def test_bench_detect_measures_raw_and_pipeline_in_one_run() -> None:

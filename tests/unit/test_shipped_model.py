@@ -47,7 +47,7 @@ def test_shipped_model_is_small_and_carries_ultralytics_metadata(path: Path) -> 
     meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
     assert meta["task"] == "detect"
     assert meta["names"] == str(dict(enumerate(CLASSES)))
-    assert meta["imgsz"] == "[320, 640]"
+    assert meta["imgsz"] == "[384, 768]"
     assert meta["author"] == "Checkpoint Edge"
     assert meta["license"] == "Apache-2.0"
     assert meta["tiling"] == "never"  # trained on whole scans: see Detector._tiling_mode
@@ -59,9 +59,9 @@ def test_shipped_model_runs_large_scans_whole(detector: Detector) -> None:
 
 def test_shipped_model_loads_with_the_runtime(detector: Detector) -> None:
     assert detector.class_names == CLASSES
-    assert detector.layout.input_hw == (320, 640)
+    assert detector.layout.input_hw == (384, 768)
     assert detector.layout.kind == "yolo"
-    assert detector.layout.output_shape == (1, 4 + len(CLASSES), 4200)
+    assert detector.layout.output_shape == (1, 4 + len(CLASSES), 48 * 96 + 24 * 48 + 12 * 24)
 
 
 def _found(dets, cls: int, truth: np.ndarray) -> int:
