@@ -30,9 +30,8 @@ def _producers(model: onnx.ModelProto) -> dict[str, onnx.NodeProto]:
     return {out: n for n in model.graph.node for out in n.output}
 
 
-def _is_integer_conv(model: onnx.ModelProto, conv: onnx.NodeProto) -> bool:
+def _is_integer_conv(made_by: dict[str, onnx.NodeProto], conv: onnx.NodeProto) -> bool:
     """QDQ form: both the data and the weight of the conv come out of a DequantizeLinear."""
-    made_by = _producers(model)
     return all(name in made_by and made_by[name].op_type == "DequantizeLinear" for name in conv.input[:2])
 
 
@@ -63,11 +62,12 @@ def test_first_conv_stays_fp32_by_default_and_the_rest_is_integer(quantized: dic
     assert convs[stem].input[1] in weights
     assert not any(n.op_type == "QuantizeLinear" and n.input[0] == model.graph.input[0].name for n in model.graph.node)
     # Every other conv is an integer conv, and the decode after the last convs has no Q/DQ in it.
-    integer = [name for name, conv in convs.items() if _is_integer_conv(model, conv)]
+    made_by = _producers(model)
+    integer = [name for name, conv in convs.items() if _is_integer_conv(made_by, conv)]
     assert sorted(integer) == sorted(set(convs) - {stem})
     # The decode (the nodes with no conv downstream) runs in float: its only Q/DQ pairs are the ones
     # onnxruntime puts on the last convs' outputs, so that those convs run as integer convs.
-    by_name, made_by = {n.name: n for n in model.graph.node}, _producers(model)
+    by_name = {n.name: n for n in model.graph.node}
     decode = [by_name[name] for name in decode_nodes(model)]
     assert "Sigmoid" in {n.op_type for n in decode}
     for node in decode:
@@ -83,8 +83,8 @@ def test_first_conv_stays_fp32_by_default_and_the_rest_is_integer(quantized: dic
 
 def test_quantize_first_conv_is_an_opt_in(quantized: dict[str, Path]) -> None:
     model = onnx.load(str(quantized["all"]))
-    convs = _convs(model)
-    assert all(_is_integer_conv(model, conv) for conv in convs.values())
+    made_by = _producers(model)
+    assert all(_is_integer_conv(made_by, conv) for conv in _convs(model).values())
     meta = {p.key: p.value for p in model.metadata_props}
     assert "first conv" not in meta["description"]
 

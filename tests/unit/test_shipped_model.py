@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from toy_models import anchors
 
 from drivers.sim.xray import CLASSES, render_scene
 from models.detector import Detector, DetectorOptions
@@ -61,7 +62,7 @@ def test_shipped_model_loads_with_the_runtime(detector: Detector) -> None:
     assert detector.class_names == CLASSES
     assert detector.layout.input_hw == (384, 768)
     assert detector.layout.kind == "yolo"
-    assert detector.layout.output_shape == (1, 4 + len(CLASSES), 48 * 96 + 24 * 48 + 12 * 24)
+    assert detector.layout.output_shape == (1, 4 + len(CLASSES), anchors((384, 768)))
 
 
 def _found(dets, cls: int, truth: np.ndarray) -> int:
