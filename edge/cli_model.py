@@ -128,9 +128,22 @@ def model_eval(file: Path, scenes: int, seed: int, threads: int, width: int, hei
 )
 @click.option("--width", type=click.IntRange(64, 8192), default=1024, show_default=True, help="Scan width.")
 @click.option("--height", type=click.IntRange(64, 8192), default=512, show_default=True, help="Scan height.")
+@click.option(
+    "--opencv-threads",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="OpenCV's pool, as detector.opencv_threads in the config (default 1).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of the table.")
 def bench_detect_cmd(
-    file: Path | None, cameras: tuple[int, ...], seconds: float, rounds: int, width: int, height: int, as_json: bool
+    file: Path | None,
+    cameras: tuple[int, ...],
+    seconds: float,
+    rounds: int,
+    width: int,
+    height: int,
+    opencv_threads: int | None,
+    as_json: bool,
 ) -> None:
     """Bare ONNX session throughput vs the whole pipeline (cameras to store), their ratio and latency.
 
@@ -151,6 +164,7 @@ def bench_detect_cmd(
         rounds=rounds,
         width=width,
         height=height,
+        opencv_threads=opencv_threads,
         progress=say,
     )
     if as_json:

@@ -245,6 +245,11 @@ class DetectorConfig(Strict):
     parallel: int | None = Field(
         None, ge=1, le=64, description="Frames of one camera analysed at once (default: enough to busy every core)."
     )
+    opencv_threads: int | None = Field(
+        None, ge=1, le=64,
+        description="Threads of OpenCV's pool for resizing and colour work (default: 1, as frames in flight fill"
+        " the cores).",
+    )
     providers: list[str] = Field(
         default_factory=lambda: ["cpu"], description="Execution providers in order: cpu, cuda, openvino, tensorrt."
     )

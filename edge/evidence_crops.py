@@ -51,7 +51,7 @@ def store_crops(
         ok, buf = cv2.imencode(".jpg", image[y1:y2, x1:x2], [cv2.IMWRITE_JPEG_QUALITY, quality])
         if not ok:
             raise EdgeError(f"JPEG encoding failed for a {y2 - y1}x{x2 - x1} crop")
-        ref = evidence.put(bytes(buf), "image/jpeg", "crop")
+        ref = evidence.put(buf.data.cast("B"), "image/jpeg", "crop")
         det["crop_sha256"] = ref.sha256
         if ref.sha256 not in seen:
             seen.add(ref.sha256)

@@ -22,7 +22,7 @@ from drivers.serial.decoder import Decoder
 from drivers.serial.reading import Reading
 from drivers.serial.transport import SerialReader
 from edge import __version__
-from edge.analysis_plan import frames_in_flight, inference_threads
+from edge.analysis_plan import apply_opencv_threads, frames_in_flight, inference_threads
 from edge.config import CameraConfig, DetectorConfig, EdgeConfig, ScannerConfig
 from edge.downlink_apply import ConfigTarget, DetectionThresholds, EdgeDownlink, WatchlistRegistry, open_edge_downlink
 from edge.errors import StoreError
@@ -61,7 +61,8 @@ class ScannerUnit:
 
 
 def load_detector(cfg: DetectorConfig) -> Detector:
-    # single-thread inferences, one per core: see edge/analysis_plan.py
+    # single-thread inferences, one per core, and a single-thread OpenCV: see edge/analysis_plan.py
+    apply_opencv_threads(cfg.opencv_threads)
     options = DetectorOptions(
         conf=cfg.conf, class_conf=dict(cfg.class_conf), iou=cfg.iou, threads=inference_threads(cfg.threads),
         providers=tuple(cfg.providers), tiling=cfg.tiling, tile_overlap=cfg.tile_overlap,

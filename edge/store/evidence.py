@@ -79,7 +79,8 @@ class EvidenceStore:
             raise StoreError(f"unsupported evidence media type {media_type!r}")
         return self.root / sha256[:2] / f"{sha256}{suffix}"
 
-    def put(self, data: bytes, media_type: str, role: str) -> EvidenceRef:
+    def put(self, data: bytes | memoryview, media_type: str, role: str) -> EvidenceRef:
+        """Store ``data`` (bytes, or a flat byte view) under its SHA-256; its reference."""
         sha = hashlib.sha256(data).hexdigest()
         target = str(self.path_for(sha, media_type))
         ref = EvidenceRef(sha, media_type, len(data), role)

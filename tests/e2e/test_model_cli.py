@@ -75,6 +75,7 @@ def test_bench_detect_measures_raw_and_pipeline_in_one_run() -> None:
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["model"] == str(INT8) and report["rounds"] == 2
+    assert report["opencv_threads"] == 1  # as the runtime sets OpenCV's pool (detector.opencv_threads)
     assert len(report["raw"]) >= 2 and all(r["per_s"] > 0 and r["cpu_ms_per_inference"] > 0 for r in report["raw"])
     assert report["baseline"]["per_s"] == max(r["per_s"] for r in report["raw"])
     assert [p["cameras"] for p in report["pipeline"]] == [1, 2]

@@ -330,6 +330,24 @@ def test_evidence_put_alone_is_durable_at_once(tmp_path):
     assert grouped.sync() == 2 and grouped.sync() == 0
 
 
+def test_evidence_put_of_an_encoder_buffer_view_equals_put_of_its_bytes(tmp_path):
+    import cv2
+    import numpy as np
+
+    from edge.pipeline import encode_jpeg
+    from edge.store.evidence import EvidenceStore
+
+    image = np.tile(np.arange(256, dtype=np.uint8), (64, 2))
+    view = encode_jpeg(image, 90)  # OpenCV's buffer, not copied
+    data = bytes(view)
+    assert data[:2] == b"\xff\xd8"
+    assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED).shape == (64, 512)
+    by_view = EvidenceStore(tmp_path / "a").put(view, "image/jpeg", "frame")
+    by_bytes = EvidenceStore(tmp_path / "b").put(data, "image/jpeg", "frame")
+    assert by_view == by_bytes and by_view.bytes == len(data)
+    assert (tmp_path / "a" / by_view.sha256[:2] / f"{by_view.sha256}.jpg").read_bytes() == data
+
+
 def test_evidence_group_sync_without_syncfs_fsyncs_each_file_and_folder(tmp_path, monkeypatch):
     import edge.store.evidence as evidence_module
 
