@@ -124,6 +124,8 @@ class Runtime:
 
     def start(self) -> None:
         self.started_at = time.monotonic()
+        if self.config.detector is not None:
+            apply_opencv_threads(self.config.detector.opencv_threads)  # also for an analyser given to us
         if self.analyser is None and self.config.detector is not None:
             self.analyser = load_detector(self.config.detector)  # before the store: a bad model stops us here
         self.store.open()
