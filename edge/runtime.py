@@ -125,9 +125,10 @@ class Runtime:
     def start(self) -> None:
         self.started_at = time.monotonic()
         if self.config.detector is not None:
-            apply_opencv_threads(self.config.detector.opencv_threads)  # also for an analyser given to us
-        if self.analyser is None and self.config.detector is not None:
-            self.analyser = load_detector(self.config.detector)  # before the store: a bad model stops us here
+            if self.analyser is None:
+                self.analyser = load_detector(self.config.detector)  # before the store: a bad model stops us here
+            else:  # an analyser given to us: load_detector did not run, so set OpenCV's pool here
+                apply_opencv_threads(self.config.detector.opencv_threads)
         self.store.open()
         try:
             self._start_devices()
